@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (the test suite).
+# Both create the virtualenv on first use. torch is pinned to the CPU build this kind of machine
+# carries on disk (`pip install torch==2.13.0`); the package metadata itself accepts torch>=2.4.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.symflow-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all lint demo demo-quick bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: lint
+	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/symflow demo
+
+bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache demo-output build *.egg-info
