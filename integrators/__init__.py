@@ -1,5 +1,10 @@
-"""Batched numerical integrators for ``dy/dt = f(t, y)`` (pure numerics; knows nothing of learners)."""
+"""Batched numerical integrators for ``dy/dt = f(t, y)`` (pure numerics; knows nothing of learners).
 
+>>> from symflow.integrators import solve
+>>> sol = solve(f, y0, ts, method="dopri5", rtol=1e-8, atol=1e-10)   # ys: (B, T, D)
+"""
+
+from .controller import INTEGRAL, PIDController
 from .errors import (
     CapabilityError,
     DuplicateRegistrationError,
@@ -8,17 +13,38 @@ from .errors import (
     SymflowError,
     UnknownNameError,
 )
+from .events import Event
 from .fields import SplitField, split_of
+from .methods import METHODS, MethodSpec, get_method, list_methods, methods_for, register_method
 from .registry import Registry
+from .solution import EventRecord, Solution, Status
+from .solve import solve
+from .splitting import SplittingScheme
+from .tableau import ButcherTableau
 
 __all__ = [
+    "INTEGRAL",
+    "METHODS",
+    "ButcherTableau",
     "CapabilityError",
     "DuplicateRegistrationError",
+    "Event",
+    "EventRecord",
     "IntegrationError",
     "InvalidArgumentError",
+    "MethodSpec",
+    "PIDController",
     "Registry",
+    "Solution",
     "SplitField",
+    "SplittingScheme",
+    "Status",
     "SymflowError",
     "UnknownNameError",
+    "get_method",
+    "list_methods",
+    "methods_for",
+    "register_method",
+    "solve",
     "split_of",
 ]

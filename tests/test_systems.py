@@ -18,7 +18,7 @@ from symflow.integrators.errors import (
 
 NAMES = s.list_systems()
 WITH_FLOW = [n for n in NAMES if s.get_system(n).exact_flow is not None]
-T0 = torch.tensor(0.0)
+T0 = torch.tensor(0.0, dtype=torch.float64)
 
 
 def states(system, n=6, seed=0, dtype=torch.float64):

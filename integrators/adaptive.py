@@ -1,0 +1,195 @@
+"""Adaptive integration with embedded explicit Runge–Kutta pairs and per-sample step control.
+
+Every sample ``b`` carries its own time ``t_b``, step ``h_b``, error history and observation
+index. One loop iteration attempts one step for every still-active sample (each with its own
+``h_b``); each sample accepts or rejects on its own scaled error
+
+    ε_b = ‖ err_b / (atol + rtol · max(|y_b|, |ŷ_b|)) ‖_RMS ≤ 1,
+
+and its controller picks its next step. Outputs at the sample's own observation times come from
+the method's dense output inside the accepted step that contains them (``hit_obs=True`` instead
+shortens steps to land on every observation). A sample stops with a :class:`Status`: success at
+its last time, or ``max_steps``, ``dt_min`` (step underflow) or ``nonfinite`` failures — the
+others carry on unchanged.
+
+The initial step follows Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4 (algorithm of
+Gladwell, Shampine & Brankin), per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .controller import PIDController
+from .events import Event, EventTracker
+from .explicit import ExplicitRK, hermite
+from .inputs import Problem
+from .solution import EventRecord, Status
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class AdaptiveOptions:
+    rtol: float | Tensor
+    atol: float | Tensor
+    dt0: float | None
+    dt_min: float
+    dt_max: float
+    max_steps: int
+    controller: PIDController
+    hit_obs: bool
+    events: tuple[Event, ...]
+    polish_events: bool
+
+
+def _rms_norm(x: Tensor) -> Tensor:
+    return x.pow(2).mean(-1).sqrt()
+
+
+def initial_step(f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, atol, span: Tensor) -> Tensor:
+    """Per-sample starting step (Hairer–Nørsett–Wanner II.4), capped by the sample's time span."""
+    order = rk.tableau.embedded_order + 1 if rk.tableau.embedded_order else rk.tableau.order
+    scale = atol + rtol * y0.abs()
+    d0, d1 = _rms_norm(y0 / scale), _rms_norm(f0 / scale)
+    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
+    h0 = torch.minimum(h0, span)
+    y1 = y0 + h0.unsqueeze(-1) * f0
+    f1 = f(t0 + h0, y1)
+    d2 = _rms_norm((f1 - f0) / scale) / h0
+    dmax = torch.maximum(d1, d2)
+    h1 = torch.where(
+        dmax <= 1e-15, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3), (0.01 / dmax) ** (1.0 / order)
+    )
+    h = torch.minimum(100 * h0, h1)
+    h = torch.where(torch.isfinite(h) & (h > 0), h, torch.full_like(h, 1e-6))
+    return torch.minimum(h, span)
+
+
+def integrate_adaptive(
+    problem: Problem, rk: ExplicitRK, opts: AdaptiveOptions
+) -> tuple[Tensor, Tensor, dict[str, Tensor], EventRecord | None]:
+    f, y, ts = problem.f, problem.y0, problem.ts
+    b, n_obs = ts.shape
+    dev, dt = y.device, y.dtype
+    eps = torch.finfo(dt).eps
+    ys = y.new_zeros(b, n_obs, y.shape[-1])
+    ys[:, 0] = y
+    status = torch.zeros(b, dtype=torch.int8, device=dev)
+    counters = {
+        k: torch.zeros(b, dtype=torch.int64, device=dev) for k in ("steps", "accepted", "rejected", "nfev")
+    }
+    counters["newton_iters"] = torch.zeros(b, dtype=torch.int64, device=dev)
+    if n_obs == 1:
+        return ys, status, counters, EventTracker(opts.events, ts[:, 0], y).record(b) if opts.events else None
+
+    t = ts[:, 0].clone()
+    t_end = ts[:, -1]
+    idx = torch.ones(b, dtype=torch.long, device=dev)  # next observation to fill
+    rows = torch.arange(b, device=dev)
+    f0 = f(t, y)
+    counters["nfev"] += 1
+    if opts.dt0 is not None:
+        h = torch.full((b,), opts.dt0, dtype=dt, device=dev)
+    else:
+        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t)
+        counters["nfev"] += 1
+    h = h.clamp(max=opts.dt_max)
+    err1 = torch.ones(b, dtype=dt, device=dev)
+    err2 = torch.ones(b, dtype=dt, device=dev)
+    active = torch.ones(b, dtype=torch.bool, device=dev)
+    # A sample whose initial state is already non-finite fails at once.
+    bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
+    status = torch.where(bad0, torch.full_like(status, Status.NONFINITE), status)
+    active &= ~bad0
+    k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1
+    stage_evals = rk.stages - 1 if rk.fsal else rk.stages
+    tracker = EventTracker(opts.events, t, y) if opts.events else None
+    tiny = torch.finfo(dt).tiny
+
+    while bool(active.any()):
+        target = t_end if not opts.hit_obs else ts.gather(1, idx.clamp(max=n_obs - 1).unsqueeze(1)).squeeze(1)
+        # Land exactly on the target when the proposed step reaches (or nearly reaches) it.
+        lands = t + 1.01 * h >= target
+        h_try = torch.where(lands, target - t, h)
+        h_try = torch.where(active, h_try, torch.zeros_like(h_try))
+        ks = rk.stage_values(f, t, y, h_try, k1=f0)
+        y_new = y + rk.increment(h_try, ks)
+        f_new = ks[-1] if rk.fsal else f(t + h_try, y_new)
+        err = rk.error(h_try, ks)
+        scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
+        en = _rms_norm(err / scale)
+        finite = torch.isfinite(en) & torch.isfinite(y_new).all(-1) & torch.isfinite(f_new).all(-1)
+        en = torch.where(finite, en, torch.full_like(en, float("inf")))
+        accept = active & (en <= 1.0)
+        t_new = torch.where(lands, target, t + h_try)
+
+        counters["steps"] += active
+        counters["accepted"] += accept
+        counters["rejected"] += active & ~accept
+        counters["nfev"] += (stage_evals + (0 if rk.fsal else 1)) * active
+
+        # Outputs that fall inside the accepted step come from its dense output.
+        while True:
+            t_obs = ts.gather(1, idx.clamp(max=n_obs - 1).unsqueeze(1)).squeeze(1)
+            need = accept & (idx < n_obs) & (t_obs <= t_new)
+            if not bool(need.any()):
+                break
+            theta = ((t_obs - t) / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
+            at_end = t_obs == t_new
+            if rk.tableau.dense is not None:
+                val = rk.interpolate(y, h_try, ks, theta)
+            else:
+                val = hermite(y, y_new, f0, f_new, h_try, theta)
+            val = torch.where(at_end.unsqueeze(-1), y_new, val)
+            slot = idx.clamp(max=n_obs - 1)
+            ys[rows, slot] = torch.where(need.unsqueeze(-1), val, ys[rows, slot])
+            idx = idx + need
+
+        if tracker is not None:
+            y_prev, t_prev, h_prev, ks_prev, f0_prev = y, t, h_try, ks, f0
+
+            def interp(r, th, y_prev=y_prev, h_prev=h_prev, ks_prev=ks_prev, f0_prev=f0_prev, y_new=y_new):
+                if rk.tableau.dense is not None:
+                    return rk.interpolate(y_prev[r], h_prev[r], [k[r] for k in ks_prev], th)
+                return hermite(y_prev[r], y_new[r], f0_prev[r], ks_prev[-1][r], h_prev[r], th)
+
+            def exact(r, th, y_prev=y_prev, t_prev=t_prev, h_prev=h_prev):
+                hs = h_prev[r] * th
+                ks_r = rk.stage_values(f, t_prev[r], y_prev[r], hs)
+                return y_prev[r] + rk.increment(hs, ks_r)
+
+            tracker.step(t, h_try, y_new, accept, interp, exact if opts.polish_events else None)
+
+        acc_col = accept.unsqueeze(-1)
+        y = torch.where(acc_col, y_new, y)
+        f0 = torch.where(acc_col, f_new, f0)
+        t = torch.where(accept, t_new, t)
+
+        en_c = en.clamp(min=1e-10)
+        fac = opts.controller.factor(en_c, err1, err2, accept, k_err)
+        h_next = h_try * fac
+        # A step cut short to land on a time says little about the next one: keep the old proposal.
+        h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next).clamp(max=opts.dt_max)
+        err2 = torch.where(accept, err1, err2)
+        err1 = torch.where(accept, en_c, err1)
+
+        done = accept & (t >= t_end)
+        floor = torch.maximum(torch.full_like(t, opts.dt_min), 16 * eps * torch.maximum(t.abs(), t_end.abs()))
+        floor = torch.maximum(floor, torch.full_like(floor, tiny))
+        underflow = active & ~accept & (h_next < floor)
+        fail_code = torch.where(
+            finite, torch.full_like(status, Status.DT_MIN), torch.full_like(status, Status.NONFINITE)
+        )
+        status = torch.where(underflow, fail_code, status)
+        maxed = active & ~done & ~underflow & (counters["steps"] >= opts.max_steps)
+        status = torch.where(maxed, torch.full_like(status, Status.MAX_STEPS), status)
+        active = active & ~done & ~underflow & ~maxed
+        h = torch.where(active, h_next, h)
+
+    # Unfilled outputs of failed samples are NaN, never stale zeros that look like data.
+    filled = torch.arange(n_obs, device=dev).unsqueeze(0) < idx.unsqueeze(1)
+    ys = torch.where(filled.unsqueeze(-1), ys, torch.full_like(ys, float("nan")))
+    return ys, status, counters, tracker.record(b) if tracker is not None else None

@@ -1,0 +1,230 @@
+"""``solve``: the one entry point for every method.
+
+    sol = solve(f, y0, ts, method="dopri5", rtol=1e-8, atol=1e-10)
+    sol.ys            # (*batch, T, D), batch first
+    sol.status        # (*batch,) per-sample Status codes
+    sol.stats         # per-sample steps, accepted, rejected, nfev, newton_iters
+
+``ts`` is a shared grid ``(T,)`` or per-sample grids ``(*batch, T)`` (irregular observation times:
+each sample steps to its own times; no union of grids). A decreasing grid integrates backwards.
+Options that do not apply to the chosen method are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .adaptive import AdaptiveOptions, integrate_adaptive
+from .controller import PIDController
+from .errors import CapabilityError, InvalidArgumentError, UnknownNameError
+from .events import Event, as_events
+from .explicit import ExplicitRK, ExplicitStepper
+from .fixed import FixedOptions, _functorch_active, integrate_fixed
+from .implicit import ImplicitRK
+from .inputs import positive_float, positive_int, prepare_problem, tolerance
+from .methods import MethodSpec, get_method, methods_for
+from .registry import Registry
+from .solution import EventRecord, Solution
+from .splitting import SplittingStepper
+
+Tensor = torch.Tensor
+
+_OPTIONS = (
+    "method",
+    "dt",
+    "rtol",
+    "atol",
+    "adaptive",
+    "dt0",
+    "dt_min",
+    "dt_max",
+    "max_steps",
+    "controller",
+    "hit_obs",
+    "events",
+    "polish_events",
+    "compensated",
+    "newton_tol",
+    "newton_max_iter",
+    "throw",
+)
+
+
+def solve(
+    f: Any,
+    y0: Tensor,
+    ts: Any,
+    method: str | MethodSpec = "dopri5",
+    *,
+    dt: float | None = None,
+    rtol: float | Tensor = 1e-6,
+    atol: float | Tensor = 1e-9,
+    adaptive: bool | None = None,
+    dt0: float | None = None,
+    dt_min: float = 0.0,
+    dt_max: float = math.inf,
+    max_steps: int = 100_000,
+    controller: PIDController | None = None,
+    hit_obs: bool = False,
+    events: Any = None,
+    polish_events: bool = True,
+    compensated: bool | None = None,
+    newton_tol: float | None = None,
+    newton_max_iter: int = 12,
+    throw: bool = True,
+    **unknown: Any,
+) -> Solution:
+    """Integrate ``dy/dt = f(t, y)`` from ``y0`` over the times ``ts``.
+
+    Args:
+        f: vector field ``f(t, y)``; ``y`` is ``(B, D)``, ``t`` a 0-d tensor or ``(B,)``. Splitting
+            methods need a separable field (a :class:`SplitField`, or an object with ``.split``).
+        y0: initial states ``(*batch, D)``; dtype and device of everything follow it.
+        ts: output times ``(T,)`` shared, or ``(*batch, T)`` per sample; ``ts[..., 0]`` is the
+            initial time. Strictly increasing (or strictly decreasing to integrate backwards).
+        method: registry name (see :func:`~symflow.integrators.list_methods`).
+        dt: step size for fixed-step methods (each output interval is split into ``⌈Δt/dt⌉`` equal
+            steps; ``None``: one step per interval). With an embedded method it makes the solve
+            fixed-step unless ``adaptive=True``, in which case it is the initial step.
+        rtol, atol: tolerances of adaptive methods (floats, or per-component tensors ``(D,)``).
+        adaptive: force adaptive (``True``) or fixed-step (``False``) use of an embedded pair.
+        dt0, dt_min, dt_max, max_steps, controller: step-size control of adaptive methods
+            (``max_steps`` also bounds attempted steps per sample).
+        hit_obs: adaptive only; shorten steps to land on every output time instead of using the
+            dense output.
+        events: an :class:`Event`, a callable ``g(t, y) -> (B,)``, or a list of them; crossings are
+            returned in ``Solution.events``.
+        polish_events: refine event locations on real partial steps (see :mod:`.events`).
+        compensated: Kahan-compensated summation in fixed-step solves (default: on for symplectic
+            methods, whose long runs are limited by round-off).
+        newton_tol, newton_max_iter: implicit methods' Newton iteration.
+        throw: raise :class:`IntegrationError` after the loop if any sample failed (skipped inside
+            ``torch.func`` transforms, where the check cannot run; inspect ``status`` there).
+
+    Returns:
+        :class:`Solution` with ``ys`` of shape ``(*batch, T, D)``.
+    """
+    if unknown:
+        name = next(iter(unknown))
+        reg: Registry[None] = Registry("solve option")
+        for opt in _OPTIONS:
+            reg.register(opt, None)
+        reg.get(name)  # raises with a did-you-mean
+        raise UnknownNameError("solve option", name, list(_OPTIONS), [])  # pragma: no cover
+    spec = get_method(method)
+    problem = prepare_problem(f, y0, ts)
+    y = problem.y0
+    use_adaptive = spec.adaptive if adaptive is None else adaptive
+    if use_adaptive and not spec.adaptive:
+        raise CapabilityError(
+            f"method {spec.name!r} has no error estimate and cannot step adaptively; adaptive methods: "
+            "dopri5, tsit5, bosh3"
+        )
+    if dt is not None:
+        dt = positive_float("dt", dt)
+    if spec.adaptive and adaptive is None and dt is not None:
+        use_adaptive = False  # an embedded pair with a fixed dt runs fixed-step
+    _reject_inapplicable(
+        spec,
+        use_adaptive,
+        dict(
+            rtol=rtol != 1e-6 if not isinstance(rtol, Tensor) else True,
+            atol=atol != 1e-9 if not isinstance(atol, Tensor) else True,
+            dt0=dt0 is not None,
+            dt_min=dt_min != 0.0,
+            dt_max=dt_max != math.inf,
+            controller=controller is not None,
+            hit_obs=hit_obs,
+            newton_tol=newton_tol is not None,
+            newton_max_iter=newton_max_iter != 12,
+            max_steps=max_steps != 100_000,
+        ),
+    )
+    evs = as_events(events)
+    if problem.reverse and evs:
+        evs = tuple(Event(lambda s, yy, fn=e.fn: fn(-s, yy), e.direction, e.name) for e in evs)
+    if spec.needs_separable and problem.split is None:
+        raise CapabilityError(
+            f"method {spec.name!r} is an explicit splitting and needs a separable Hamiltonian field "
+            "H = T(p) + V(q) (a SplitField, e.g. symflow.systems.vector_field of a separable system); "
+            f"methods that apply to this field: {', '.join(methods_for(separable=False))}"
+        )
+
+    if use_adaptive:
+        if _functorch_active():
+            raise CapabilityError(
+                "adaptive solves branch on values (accept/reject, termination) and cannot run inside "
+                "torch.func transforms (vmap, grad, jacrev, jvp); use a fixed-step method with dt=..., "
+                "or differentiate an adaptive solve with ordinary autograd / the adjoint"
+            )
+        opts = AdaptiveOptions(
+            rtol=tolerance("rtol", rtol, y),
+            atol=tolerance("atol", atol, y),
+            dt0=None if dt0 is None else positive_float("dt0", dt0),
+            dt_min=positive_float("dt_min", dt_min, allow_zero=True),
+            dt_max=positive_float("dt_max", dt_max, allow_inf=True),
+            max_steps=positive_int("max_steps", max_steps),
+            controller=controller if controller is not None else PIDController(),
+            hit_obs=bool(hit_obs),
+            events=evs,
+            polish_events=bool(polish_events),
+        )
+        if not isinstance(opts.controller, PIDController):
+            raise InvalidArgumentError("controller", controller, "a PIDController")
+        ys, status, stats, record = integrate_adaptive(problem, ExplicitRK(spec.tableau), opts)
+    else:
+        if spec.family in ("explicit", "embedded"):
+            stepper = ExplicitStepper(spec.tableau, problem.f)
+        elif spec.family == "implicit":
+            stepper = ImplicitRK(
+                spec.tableau,
+                problem.f,
+                tol=None if newton_tol is None else positive_float("newton_tol", newton_tol),
+                max_iter=positive_int("newton_max_iter", newton_max_iter),
+            )
+        else:
+            stepper = SplittingStepper(spec.scheme, problem.split)
+        fopts = FixedOptions(
+            dt=dt,
+            compensated=spec.symplectic if compensated is None else bool(compensated),
+            events=evs,
+            polish_events=bool(polish_events),
+        )
+        ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
+
+    if record is not None and problem.reverse:
+        record = EventRecord(-record.t, record.y, record.sample, record.event)
+    batch = problem.batch_shape
+    sol = Solution(
+        ts=ts if isinstance(ts, Tensor) else (-problem.ts if problem.reverse else problem.ts)[0],
+        ys=ys.reshape(*batch, ys.shape[1], ys.shape[2]),
+        status=status.reshape(batch),
+        stats={k: v.reshape(batch) for k, v in stats.items()},
+        method=spec.name,
+        events=record,
+    )
+    if throw and not _functorch_active():
+        sol.raise_for_status()
+    return sol
+
+
+def _reject_inapplicable(spec: MethodSpec, adaptive: bool, given: dict[str, bool]) -> None:
+    """Options that would be silently ignored by this method are errors."""
+    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs", "max_steps")
+    implicit_only = ("newton_tol", "newton_max_iter")
+    for name, was_given in given.items():
+        if not was_given:
+            continue
+        if name in adaptive_only and not adaptive:
+            raise InvalidArgumentError(
+                name,
+                "given",
+                f"an option of adaptive solves only; method {spec.name!r} runs fixed-step here (use dt)",
+            )
+        if name in implicit_only and spec.family != "implicit":
+            raise InvalidArgumentError(
+                name, "given", f"an option of implicit methods only (not {spec.name!r})"
+            )
