@@ -1,0 +1,1 @@
+"""Continuous normalizing flows, flow matching and Liouville density transport."""

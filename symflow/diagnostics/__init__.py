@@ -1,0 +1,1 @@
+"""Diagnostics: energy error and drift, symplecticity defect, Poincaré sections, plots, reports."""

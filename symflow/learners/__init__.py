@@ -1,0 +1,1 @@
+"""Learners: SympFlow, PINNs, and vector-field models for neural-ODE discovery."""

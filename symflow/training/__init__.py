@@ -1,0 +1,1 @@
+"""Training infrastructure shared by every learner: checkpoints, run directories, progress, loops."""
