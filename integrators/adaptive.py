@@ -68,127 +68,149 @@ def initial_step(f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, at
     return torch.minimum(h, span)
 
 
-def integrate_adaptive(
-    problem: Problem, rk: ExplicitRK, opts: AdaptiveOptions
-) -> tuple[Tensor, Tensor, dict[str, Tensor], EventRecord | None]:
-    f, y, ts = problem.f, problem.y0, problem.ts
-    b, n_obs = ts.shape
-    dev, dt = y.device, y.dtype
-    eps = torch.finfo(dt).eps
-    ys = y.new_zeros(b, n_obs, y.shape[-1])
-    ys[:, 0] = y
-    status = torch.zeros(b, dtype=torch.int8, device=dev)
-    counters = {
-        k: torch.zeros(b, dtype=torch.int64, device=dev) for k in ("steps", "accepted", "rejected", "nfev")
-    }
-    counters["newton_iters"] = torch.zeros(b, dtype=torch.int64, device=dev)
-    if n_obs == 1:
-        return ys, status, counters, EventTracker(opts.events, ts[:, 0], y).record(b) if opts.events else None
+def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: float, tiny: float):
+    """One attempted step for every sample, as a pure function of the solver state.
 
-    t = ts[:, 0].clone()
-    t_end = ts[:, -1]
-    idx = torch.ones(b, dtype=torch.long, device=dev)  # next observation to fill
-    rows = torch.arange(b, device=dev)
-    f0 = f(t, y)
-    counters["nfev"] += 1
-    if opts.dt0 is not None:
-        h = torch.full((b,), opts.dt0, dtype=dt, device=dev)
-    else:
-        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t)
-        counters["nfev"] += 1
-    h = h.clamp(max=opts.dt_max)
-    err1 = torch.ones(b, dtype=dt, device=dev)
-    err2 = torch.ones(b, dtype=dt, device=dev)
-    active = torch.ones(b, dtype=torch.bool, device=dev)
-    # A sample whose initial state is already non-finite fails at once.
-    bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
-    status = torch.where(bad0, torch.full_like(status, Status.NONFINITE), status)
-    active &= ~bad0
-    k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1
+    ``advance(state, ts, idx, t_end) -> (state', aux)`` with ``state = (t, y, f0, h, err1, err2,
+    active, status, steps, accepted, rejected, nfev)``. Everything that is tensor arithmetic lives
+    here (stages, error norm, accept/reject, controller, commit, counters, termination) so that
+    ``torch.compile`` can fuse a whole attempt into a few kernels; the Python loop around it only
+    handles outputs, events and the stopping test.
+    """
     stage_evals = rk.stages - 1 if rk.fsal else rk.stages
-    tracker = EventTracker(opts.events, t, y) if opts.events else None
-    tiny = torch.finfo(dt).tiny
+    per_attempt = stage_evals + (0 if rk.fsal else 1)
+    controller = opts.controller
+    n_fail = Status.DT_MIN
+    n_nonfinite = Status.NONFINITE
+    n_maxed = Status.MAX_STEPS
 
-    while bool(active.any()):
-        target = t_end if not opts.hit_obs else ts.gather(1, idx.clamp(max=n_obs - 1).unsqueeze(1)).squeeze(1)
+    def advance(state, ts, idx, t_end):
+        t, y, f0, h, err1, err2, active, status, steps, accepted, rejected, nfev = state
+        if opts.hit_obs:
+            target = ts.gather(1, idx.clamp(max=ts.shape[1] - 1).unsqueeze(1)).squeeze(1)
+        else:
+            target = t_end
         # Land exactly on the target when the proposed step reaches (or nearly reaches) it.
         lands = t + 1.01 * h >= target
-        h_try = torch.where(lands, target - t, h)
-        h_try = torch.where(active, h_try, torch.zeros_like(h_try))
+        h_try = torch.where(active, torch.where(lands, target - t, h), torch.zeros_like(h))
         ks = rk.stage_values(f, t, y, h_try, k1=f0)
         y_new = y + rk.increment(h_try, ks)
         f_new = ks[-1] if rk.fsal else f(t + h_try, y_new)
-        err = rk.error(h_try, ks)
         scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
-        en = _rms_norm(err / scale)
+        en = _rms_norm(rk.error(h_try, ks) / scale)
         finite = torch.isfinite(en) & torch.isfinite(y_new).all(-1) & torch.isfinite(f_new).all(-1)
         en = torch.where(finite, en, torch.full_like(en, float("inf")))
         accept = active & (en <= 1.0)
         t_new = torch.where(lands, target, t + h_try)
 
-        counters["steps"] += active
-        counters["accepted"] += accept
-        counters["rejected"] += active & ~accept
-        counters["nfev"] += (stage_evals + (0 if rk.fsal else 1)) * active
-
-        # Outputs that fall inside the accepted step come from its dense output.
-        while True:
-            t_obs = ts.gather(1, idx.clamp(max=n_obs - 1).unsqueeze(1)).squeeze(1)
-            need = accept & (idx < n_obs) & (t_obs <= t_new)
-            if not bool(need.any()):
-                break
-            theta = ((t_obs - t) / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
-            at_end = t_obs == t_new
-            if rk.tableau.dense is not None:
-                val = rk.interpolate(y, h_try, ks, theta)
-            else:
-                val = hermite(y, y_new, f0, f_new, h_try, theta)
-            val = torch.where(at_end.unsqueeze(-1), y_new, val)
-            slot = idx.clamp(max=n_obs - 1)
-            ys[rows, slot] = torch.where(need.unsqueeze(-1), val, ys[rows, slot])
-            idx = idx + need
-
-        if tracker is not None:
-            y_prev, t_prev, h_prev, ks_prev, f0_prev = y, t, h_try, ks, f0
-
-            def interp(r, th, y_prev=y_prev, h_prev=h_prev, ks_prev=ks_prev, f0_prev=f0_prev, y_new=y_new):
-                if rk.tableau.dense is not None:
-                    return rk.interpolate(y_prev[r], h_prev[r], [k[r] for k in ks_prev], th)
-                return hermite(y_prev[r], y_new[r], f0_prev[r], ks_prev[-1][r], h_prev[r], th)
-
-            def exact(r, th, y_prev=y_prev, t_prev=t_prev, h_prev=h_prev):
-                hs = h_prev[r] * th
-                ks_r = rk.stage_values(f, t_prev[r], y_prev[r], hs)
-                return y_prev[r] + rk.increment(hs, ks_r)
-
-            tracker.step(t, h_try, y_new, accept, interp, exact if opts.polish_events else None)
+        steps = steps + active
+        accepted = accepted + accept
+        rejected = rejected + (active & ~accept)
+        nfev = nfev + per_attempt * active
 
         acc_col = accept.unsqueeze(-1)
-        y = torch.where(acc_col, y_new, y)
-        f0 = torch.where(acc_col, f_new, f0)
-        t = torch.where(accept, t_new, t)
+        y_c = torch.where(acc_col, y_new, y)
+        f0_c = torch.where(acc_col, f_new, f0)
+        t_c = torch.where(accept, t_new, t)
 
         en_c = en.clamp(min=1e-10)
-        fac = opts.controller.factor(en_c, err1, err2, accept, k_err)
-        h_next = h_try * fac
+        h_next = h_try * controller.factor(en_c, err1, err2, accept, k_err)
         # A step cut short to land on a time says little about the next one: keep the old proposal.
         h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next).clamp(max=opts.dt_max)
         err2 = torch.where(accept, err1, err2)
         err1 = torch.where(accept, en_c, err1)
 
-        done = accept & (t >= t_end)
-        floor = torch.maximum(torch.full_like(t, opts.dt_min), 16 * eps * torch.maximum(t.abs(), t_end.abs()))
-        floor = torch.maximum(floor, torch.full_like(floor, tiny))
+        done = accept & (t_c >= t_end)
+        floor = (16 * eps * torch.maximum(t_c.abs(), t_end.abs())).clamp(min=max(opts.dt_min, tiny))
         underflow = active & ~accept & (h_next < floor)
-        fail_code = torch.where(
-            finite, torch.full_like(status, Status.DT_MIN), torch.full_like(status, Status.NONFINITE)
-        )
-        status = torch.where(underflow, fail_code, status)
-        maxed = active & ~done & ~underflow & (counters["steps"] >= opts.max_steps)
-        status = torch.where(maxed, torch.full_like(status, Status.MAX_STEPS), status)
-        active = active & ~done & ~underflow & ~maxed
-        h = torch.where(active, h_next, h)
+        fail = torch.where(finite, torch.full_like(status, n_fail), torch.full_like(status, n_nonfinite))
+        status = torch.where(underflow, fail, status)
+        maxed = active & ~done & ~underflow & (steps >= opts.max_steps)
+        status = torch.where(maxed, torch.full_like(status, n_maxed), status)
+        still = active & ~done & ~underflow & ~maxed
+        h = torch.where(still, h_next, h)
+        new_state = (t_c, y_c, f0_c, h, err1, err2, still, status, steps, accepted, rejected, nfev)
+        aux = (t, y, f0, h_try, torch.stack(ks), accept, t_new, y_new, f_new)
+        return new_state, aux
 
+    return advance
+
+
+def integrate_adaptive(
+    problem: Problem, rk: ExplicitRK, opts: AdaptiveOptions, *, compile: bool = False
+) -> tuple[Tensor, Tensor, dict[str, Tensor], EventRecord | None]:
+    f, y, ts = problem.f, problem.y0, problem.ts
+    b, n_obs = ts.shape
+    dev, dt = y.device, y.dtype
+    ys = y.new_zeros(b, n_obs, y.shape[-1])
+    ys[:, 0] = y
+    zeros = torch.zeros(b, dtype=torch.int64, device=dev)
+    status = torch.zeros(b, dtype=torch.int8, device=dev)
+    if n_obs == 1:
+        counters = {k: zeros.clone() for k in ("steps", "accepted", "rejected", "nfev", "newton_iters")}
+        return ys, status, counters, EventTracker(opts.events, ts[:, 0], y).record(b) if opts.events else None
+
+    t = ts[:, 0].clone()
+    t_end = ts[:, -1].contiguous()
+    idx = torch.ones(b, dtype=torch.long, device=dev)  # next observation to fill
+    rows = torch.arange(b, device=dev)
+    f0 = f(t, y)
+    nfev = zeros + 1
+    if opts.dt0 is not None:
+        h = torch.full((b,), opts.dt0, dtype=dt, device=dev)
+    else:
+        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t)
+        nfev = nfev + 1
+    h = h.clamp(max=opts.dt_max)
+    ones = torch.ones(b, dtype=dt, device=dev)
+    # A sample whose initial state is already non-finite fails at once.
+    bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
+    status = torch.where(bad0, torch.full_like(status, Status.NONFINITE), status)
+    state = (t, y, f0, h, ones, ones.clone(), ~bad0, status, zeros, zeros.clone(), zeros.clone(), nfev)
+    k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1
+    advance = make_advance(f, rk, opts, k_err, torch.finfo(dt).eps, torch.finfo(dt).tiny)
+    if compile:
+        from .compiled import compiled_advance
+
+        advance = compiled_advance(advance, f, rk, opts)
+    tracker = EventTracker(opts.events, t, y) if opts.events else None
+    dense = rk.tableau.dense is not None
+
+    while bool(state[6].any()):
+        state, aux = advance(state, ts, idx, t_end)
+        t_old, y_old, f_old, h_try, ks, accept, t_new, y_new, f_new = aux
+        # Outputs that fall inside the accepted step come from its dense output.
+        while True:
+            slot = idx.clamp(max=n_obs - 1)
+            t_obs = ts.gather(1, slot.unsqueeze(1)).squeeze(1)
+            need = accept & (idx < n_obs) & (t_obs <= t_new)
+            if not bool(need.any()):
+                break
+            theta = ((t_obs - t_old) / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
+            if dense:
+                val = rk.interpolate(y_old, h_try, ks, theta)
+            else:
+                val = hermite(y_old, y_new, f_old, f_new, h_try, theta)
+            val = torch.where((t_obs == t_new).unsqueeze(-1), y_new, val)
+            ys[rows, slot] = torch.where(need.unsqueeze(-1), val, ys[rows, slot])
+            idx = idx + need
+
+        if tracker is not None:
+
+            def interp(r, th, y_old=y_old, h_try=h_try, ks=ks, f_old=f_old, y_new=y_new, f_new=f_new):
+                if dense:
+                    return rk.interpolate(y_old[r], h_try[r], ks[:, r], th)
+                return hermite(y_old[r], y_new[r], f_old[r], f_new[r], h_try[r], th)
+
+            def exact(r, th, y_old=y_old, t_old=t_old, h_try=h_try):
+                hs = h_try[r] * th
+                return y_old[r] + rk.increment(hs, rk.stage_values(f, t_old[r], y_old[r], hs))
+
+            tracker.step(t_old, h_try, y_new, accept, interp, exact if opts.polish_events else None)
+
+    status = state[7]
+    counters = dict(zip(("steps", "accepted", "rejected", "nfev"), state[8:12]))
+    counters["newton_iters"] = zeros
     # Unfilled outputs of failed samples are NaN, never stale zeros that look like data.
     filled = torch.arange(n_obs, device=dev).unsqueeze(0) < idx.unsqueeze(1)
     ys = torch.where(filled.unsqueeze(-1), ys, torch.full_like(ys, float("nan")))

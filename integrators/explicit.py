@@ -82,12 +82,17 @@ class ExplicitRK:
             self._dense_cache[key] = torch.tensor(self.tableau.dense, dtype=like.dtype, device=like.device)
         return self._dense_cache[key]
 
-    def interpolate(self, y0: Tensor, h: Tensor, ks: Sequence[Tensor], theta: Tensor) -> Tensor:
-        """``y(t + θh) = y₀ + h Σᵢ bᵢ(θ) kᵢ`` for per-sample ``θ`` and ``h`` of shape ``(B,)``."""
+    def interpolate(self, y0: Tensor, h: Tensor, ks: Tensor | Sequence[Tensor], theta: Tensor) -> Tensor:
+        """``y(t + θh) = y₀ + h Σᵢ bᵢ(θ) kᵢ`` for per-sample ``θ`` and ``h`` of shape ``(B,)``.
+
+        ``ks`` is the list of stages or their stack ``(s, B, D)``.
+        """
         p = self.dense_matrix(y0)  # (s, m)
-        powers = theta.unsqueeze(-1) ** torch.arange(1, p.shape[1] + 1, device=y0.device, dtype=y0.dtype)
+        # Horner-free powers θ, θ², … by cumulative product (cheaper and exact-er than pow).
+        powers = theta.unsqueeze(-1).expand(*theta.shape, p.shape[1]).cumprod(-1)
         weights = powers @ p.T  # (B, s)
-        mix = torch.einsum("bs,sbd->bd", weights, torch.stack(list(ks)))
+        stacked = ks if isinstance(ks, Tensor) else torch.stack(list(ks))
+        mix = torch.einsum("bs,sbd->bd", weights, stacked)
         return y0 + h.unsqueeze(-1) * mix
 
 

@@ -48,6 +48,8 @@ class FixedOptions:
     compensated: bool
     events: tuple[Event, ...]
     polish_events: bool
+    compile: bool = False
+    chunk: int = 16  # steps per compiled kernel call
 
 
 def substeps(span: float, dt: float | None) -> int:
@@ -152,7 +154,56 @@ class _EventHelper:
         self.f_old = f_new
 
 
+def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
+    """Shared grid through a compiled K-step kernel (see :mod:`.compiled`).
+
+    The whole step sequence (start times and sizes) is laid out first; chunks of K steps run as one
+    compiled call, padded at the end with zero steps (which leave ``y`` unchanged).
+    """
+    from .compiled import compiled_chunk
+
+    y = problem.y0
+    b = y.shape[0]
+    grid = problem.shared.tolist()
+    starts, sizes, record_after = [], [], []
+    for k in range(len(grid) - 1):
+        n = substeps(grid[k + 1] - grid[k], opts.dt)
+        h = (grid[k + 1] - grid[k]) / n
+        for j in range(n):
+            starts.append(grid[k] + j * h)
+            sizes.append(h)
+        record_after.append(len(sizes) - 1)
+    n_steps = len(sizes)
+    kk = opts.chunk
+    pad = (-n_steps) % kk
+    starts += [grid[-1]] * pad
+    sizes += [0.0] * pad
+    t0s = problem.shared.new_tensor(starts).reshape(-1, kk)
+    hs = problem.shared.new_tensor(sizes).reshape(-1, kk)
+    key = (
+        type(stepper).__name__,
+        getattr(getattr(stepper, "rk", None), "tableau", None) and stepper.rk.tableau.name,
+        getattr(getattr(stepper, "scheme", None), "name", None),
+        kk,
+        y.dtype,
+        y.device.type,
+    )
+    run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], problem.f, key, opts.compensated)
+    comp = torch.zeros_like(y)
+    chunks = []
+    for c in range(t0s.shape[0]):
+        states, comp = run(t0s[c], hs[c], y, comp)
+        y = states[-1]
+        chunks.append(states)
+    states = torch.cat([y.new_zeros(0, b, y.shape[-1]), *chunks])[:n_steps]
+    ys = torch.cat([problem.y0.unsqueeze(1), states[record_after].transpose(0, 1)], dim=1)
+    failures = _FailureLog(y)
+    return ys, failures.final(ys), _stats(b, n_steps, stepper, None, y), None
+
+
 def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
+    if opts.compile and not opts.events:
+        return _compiled_shared_grid(problem, stepper, opts)
     y = problem.y0
     b = y.shape[0]
     grid = problem.shared.tolist()  # one host sync, before the loop

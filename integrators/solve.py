@@ -75,6 +75,7 @@ def solve(
     newton_tol: float | None = None,
     newton_max_iter: int = 12,
     throw: bool = True,
+    compile: bool = False,
     **unknown: Any,
 ) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` over the times ``ts``.
@@ -103,6 +104,9 @@ def solve(
         newton_tol, newton_max_iter: implicit methods' Newton iteration.
         throw: raise :class:`IntegrationError` after the loop if any sample failed (skipped inside
             ``torch.func`` transforms, where the check cannot run; inspect ``status`` there).
+        compile: run the hot loop through ``torch.compile`` (see :mod:`.compiled`): one fused kernel
+            per adaptive attempt, or per chunk of fixed steps. Worth it for long solves; the first
+            call compiles (seconds to a minute). Not available for implicit methods.
 
     Returns:
         :class:`Solution` with ``ys`` of shape ``(*batch, T, D)``.
@@ -174,7 +178,9 @@ def solve(
         )
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")
-        ys, status, stats, record = integrate_adaptive(problem, ExplicitRK(spec.tableau), opts)
+        ys, status, stats, record = integrate_adaptive(
+            problem, ExplicitRK(spec.tableau), opts, compile=bool(compile)
+        )
     else:
         if spec.family in ("explicit", "embedded"):
             stepper = ExplicitStepper(spec.tableau, problem.f)
@@ -187,11 +193,17 @@ def solve(
             )
         else:
             stepper = SplittingStepper(spec.scheme, problem.split)
+        if compile and spec.family == "implicit":
+            raise CapabilityError(
+                f"compile=True is not available for implicit methods ({spec.name!r}): their Newton loop "
+                "branches on convergence; use it with explicit or splitting methods"
+            )
         fopts = FixedOptions(
             dt=dt,
             compensated=spec.symplectic if compensated is None else bool(compensated),
             events=evs,
             polish_events=bool(polish_events),
+            compile=bool(compile),
         )
         ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
 

@@ -75,3 +75,16 @@ def test_a_fixed_step_solve_runs_under_torch_compile():
 
     compiled = torch.compile(run)
     torch.testing.assert_close(compiled(y0), run(y0), atol=1e-12, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dopri5", "rk4", "verlet"])
+def test_compile_option_matches_the_eager_solve(method):
+    f = S.vector_field(HH)
+    y0 = HH.sample(16, seed=4)
+    ts = torch.linspace(0, 5, 21, dtype=torch.float64)
+    kw = {"rtol": 1e-9, "atol": 1e-11} if method == "dopri5" else {"dt": 0.05}
+    eager = solve(f, y0, ts, method, **kw)
+    compiled = solve(f, y0, ts, method, compile=True, **kw)
+    torch.testing.assert_close(compiled.ys, eager.ys, atol=1e-12, rtol=0)
+    assert torch.equal(compiled.stats["steps"], eager.stats["steps"])
