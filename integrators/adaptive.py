@@ -71,8 +71,10 @@ def initial_step(f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, at
 def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: float, tiny: float):
     """One attempted step for every sample, as a pure function of the solver state.
 
-    ``advance(state, ts, idx, t_end) -> (state', aux)`` with ``state = (t, y, f0, h, err1, err2,
-    active, status, steps, accepted, rejected, nfev)``. Everything that is tensor arithmetic lives
+    ``advance(state, ts, idx, t_end, t_obs) -> (state', aux)`` with ``state = (t, y, f0, h, err1,
+    err2, active, status, steps, accepted, rejected, nfev)`` and ``t_obs`` each sample's next output
+    time; ``aux = (h_try, ks, accept, t_new, y_new, f_new, need)`` where ``need`` flags samples with
+    an output inside the accepted step. Everything that is tensor arithmetic lives
     here (stages, error norm, accept/reject, controller, commit, counters, termination) so that
     ``torch.compile`` can fuse a whole attempt into a few kernels; the Python loop around it only
     handles outputs, events and the stopping test.
@@ -84,7 +86,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
     n_nonfinite = Status.NONFINITE
     n_maxed = Status.MAX_STEPS
 
-    def advance(state, ts, idx, t_end):
+    def advance(state, ts, idx, t_end, t_obs):
         t, y, f0, h, err1, err2, active, status, steps, accepted, rejected, nfev = state
         if opts.hit_obs:
             target = ts.gather(1, idx.clamp(max=ts.shape[1] - 1).unsqueeze(1)).squeeze(1)
@@ -130,7 +132,8 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         still = active & ~done & ~underflow & ~maxed
         h = torch.where(still, h_next, h)
         new_state = (t_c, y_c, f0_c, h, err1, err2, still, status, steps, accepted, rejected, nfev)
-        aux = (t, y, f0, h_try, torch.stack(ks), accept, t_new, y_new, f_new)
+        need = accept & (t_obs <= t_new)
+        aux = (h_try, torch.stack(ks), accept, t_new, y_new, f_new, need)
         return new_state, aux
 
     return advance
@@ -176,16 +179,16 @@ def integrate_adaptive(
     tracker = EventTracker(opts.events, t, y) if opts.events else None
     dense = rk.tableau.dense is not None
 
+    # Each sample's next output time (+inf once all are filled, so it never asks for more).
+    t_obs = ts[:, 1].clone()
+    inf = torch.full_like(t_obs, float("inf"))
     while bool(state[6].any()):
-        state, aux = advance(state, ts, idx, t_end)
-        t_old, y_old, f_old, h_try, ks, accept, t_new, y_new, f_new = aux
+        t_old, y_old, f_old = state[0], state[1], state[2]
+        state, aux = advance(state, ts, idx, t_end, t_obs)
+        h_try, ks, accept, t_new, y_new, f_new, need = aux
         # Outputs that fall inside the accepted step come from its dense output.
-        while True:
+        while bool(need.any()):
             slot = idx.clamp(max=n_obs - 1)
-            t_obs = ts.gather(1, slot.unsqueeze(1)).squeeze(1)
-            need = accept & (idx < n_obs) & (t_obs <= t_new)
-            if not bool(need.any()):
-                break
             theta = ((t_obs - t_old) / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
             if dense:
                 val = rk.interpolate(y_old, h_try, ks, theta)
@@ -194,6 +197,10 @@ def integrate_adaptive(
             val = torch.where((t_obs == t_new).unsqueeze(-1), y_new, val)
             ys[rows, slot] = torch.where(need.unsqueeze(-1), val, ys[rows, slot])
             idx = idx + need
+            t_obs = torch.where(
+                idx < n_obs, ts.gather(1, idx.clamp(max=n_obs - 1).unsqueeze(1)).squeeze(1), inf
+            )
+            need = accept & (t_obs <= t_new)
 
         if tracker is not None:
 
