@@ -4,6 +4,7 @@
 >>> sol = solve(f, y0, ts, method="dopri5", rtol=1e-8, atol=1e-10)   # ys: (B, T, D)
 """
 
+from .adjoint import AdjointOptions, adjoint_solve, gradient_audit
 from .controller import INTEGRAL, PIDController
 from .errors import (
     CapabilityError,
@@ -25,6 +26,7 @@ from .tableau import ButcherTableau
 __all__ = [
     "INTEGRAL",
     "METHODS",
+    "AdjointOptions",
     "ButcherTableau",
     "CapabilityError",
     "DuplicateRegistrationError",
@@ -41,7 +43,9 @@ __all__ = [
     "Status",
     "SymflowError",
     "UnknownNameError",
+    "adjoint_solve",
     "get_method",
+    "gradient_audit",
     "list_methods",
     "methods_for",
     "register_method",

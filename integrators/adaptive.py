@@ -99,7 +99,9 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         y_new = y + rk.increment(h_try, ks)
         f_new = ks[-1] if rk.fsal else f(t + h_try, y_new)
         scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
-        en = _rms_norm(rk.error(h_try, ks) / scale)
+        # Step-size control is not differentiated (accept/reject and the next step are discrete
+        # choices): discrete backprop through an adaptive solve treats the steps as constants.
+        en = _rms_norm((rk.error(h_try, ks) / scale).detach())
         finite = torch.isfinite(en) & torch.isfinite(y_new).all(-1) & torch.isfinite(f_new).all(-1)
         en = torch.where(finite, en, torch.full_like(en, float("inf")))
         accept = active & (en <= 1.0)
@@ -118,7 +120,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         en_c = en.clamp(min=1e-10)
         h_next = h_try * controller.factor(en_c, err1, err2, accept, k_err)
         # A step cut short to land on a time says little about the next one: keep the old proposal.
-        h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next).clamp(max=opts.dt_max)
+        h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next).clamp(max=opts.dt_max).detach()
         err2 = torch.where(accept, err1, err2)
         err1 = torch.where(accept, en_c, err1)
 
@@ -164,7 +166,7 @@ def integrate_adaptive(
     else:
         h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t)
         nfev = nfev + 1
-    h = h.clamp(max=opts.dt_max)
+    h = h.clamp(max=opts.dt_max).detach()
     ones = torch.ones(b, dtype=dt, device=dev)
     # A sample whose initial state is already non-finite fails at once.
     bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
@@ -189,7 +191,9 @@ def integrate_adaptive(
         # Outputs that fall inside the accepted step come from its dense output.
         while bool(need.any()):
             slot = idx.clamp(max=n_obs - 1)
-            theta = ((t_obs - t_old) / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
+            # Rows without a pending output (t_obs = inf) get θ = 0: no inf enters the graph.
+            lag = torch.where(need, t_obs - t_old, torch.zeros_like(t_obs))
+            theta = (lag / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
             if dense:
                 val = rk.interpolate(y_old, h_try, ks, theta)
             else:

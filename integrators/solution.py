@@ -87,6 +87,8 @@ class Solution:
             ``rejected``, ``nfev`` (evaluations of f), ``newton_iters``.
         method: the method's registry name.
         events: crossings when events were requested, else ``None``.
+        adjoint: for adjoint solves, the record of the backward solve (its per-sample ``steps``
+            appear in ``adjoint.backward_stats`` once ``.backward()`` has run), else ``None``.
     """
 
     ts: Tensor
@@ -95,6 +97,7 @@ class Solution:
     stats: dict[str, Tensor] = field(default_factory=dict)
     method: str = ""
     events: EventRecord | None = None
+    adjoint: object | None = field(default=None, repr=False)
 
     @property
     def success(self) -> Tensor:

@@ -76,6 +76,7 @@ def solve(
     newton_max_iter: int = 12,
     throw: bool = True,
     compile: bool = False,
+    adjoint: Any = False,
     **unknown: Any,
 ) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` over the times ``ts``.
@@ -107,6 +108,10 @@ def solve(
         compile: run the hot loop through ``torch.compile`` (see :mod:`.compiled`): one fused kernel
             per adaptive attempt, or per chunk of fixed steps. Worth it for long solves; the first
             call compiles (seconds to a minute). Not available for implicit methods.
+        adjoint: ``True`` or an :class:`~.adjoint.AdjointOptions` to differentiate the solve with the
+            continuous adjoint (O(1) memory in the number of steps; ``f`` should be an ``nn.Module``
+            so its parameters get gradients). ``False`` (default): autograd differentiates through
+            the solver's operations (discrete backprop).
 
     Returns:
         :class:`Solution` with ``ys`` of shape ``(*batch, T, D)``.
@@ -118,6 +123,34 @@ def solve(
             reg.register(opt, None)
         reg.get(name)  # raises with a did-you-mean
         raise UnknownNameError("solve option", name, list(_OPTIONS), [])  # pragma: no cover
+    if adjoint is not False and adjoint is not None:
+        from .adjoint import AdjointOptions, adjoint_solve
+
+        given = {
+            k: v
+            for k, v in dict(
+                dt=dt,
+                rtol=rtol,
+                atol=atol,
+                adaptive=adaptive,
+                dt0=dt0,
+                dt_min=dt_min,
+                dt_max=dt_max,
+                max_steps=max_steps,
+                controller=controller,
+                hit_obs=hit_obs,
+                compensated=compensated,
+                newton_tol=newton_tol,
+                newton_max_iter=newton_max_iter,
+                throw=throw,
+                compile=compile,
+            ).items()
+            if v is not None
+        }
+        if events is not None:
+            raise CapabilityError("events are not differentiated by the adjoint; solve with adjoint=False")
+        opts = AdjointOptions() if adjoint is True else adjoint
+        return adjoint_solve(f, y0, ts, method, adjoint=opts, **given)
     spec = get_method(method)
     problem = prepare_problem(f, y0, ts)
     y = problem.y0
