@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
 import torch
 
@@ -166,47 +161,10 @@ def test_adjoint_input_errors_are_clear():
         solve(field, y0, ts, adjoint=True, events=lambda t, y: y[..., 0])
 
 
-PEAK_RSS = textwrap.dedent(
-    """
-    import json, re, sys, torch
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
-    from symflow.integrators import solve
-    steps, adjoint = int(sys.argv[1]), sys.argv[2] == "1"
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
-    class F(torch.nn.Module):
-        def __init__(self): super().__init__(); self.net = net
-        def forward(self, t, y): return self.net(y)
-    f = F()
-    y0 = torch.randn(32, 4)
-    ts = torch.linspace(0, 1.0, 2)
-    solve(f, y0, ts, "rk4", dt=0.5, adjoint=adjoint).ys.sum().backward()  # warm up allocators
-    def status(key):
-        return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset the peak-RSS high-water mark (VmHWM) to the current RSS
-    before = status("VmRSS")
-    sol = solve(f, y0, ts, "rk4", dt=1.0 / steps, adjoint=adjoint)
-    sol.ys.square().sum().backward()
-    print(json.dumps({"before_kb": before, "peak_kb": status("VmHWM")}))
-    """
-)
-
-
-def peak_rss_kb(steps: int, adjoint: bool) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS, str(steps), "1" if adjoint else "0"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_kb"]
-
-
 def test_adjoint_peak_memory_does_not_grow_with_steps_while_backprop_does():
-    small, large = peak_rss_kb(100, True), peak_rss_kb(3000, True)
+    from benchmarks.memory_probe import run
+
+    small, large = run(100, True)["peak_kb"], run(3000, True)["peak_kb"]
     assert large <= 1.05 * small
-    bp_small, bp_large = peak_rss_kb(100, False), peak_rss_kb(1000, False)
+    bp_small, bp_large = run(100, False)["peak_kb"], run(1000, False)["peak_kb"]
     assert bp_large - bp_small > 20 * 1024  # > 20 MB more for 900 more steps: linear growth
