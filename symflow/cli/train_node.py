@@ -1,0 +1,133 @@
+"""``symflow train node``: learn a vector field from a trajectory file with the continuous adjoint.
+
+Example::
+
+    symflow simulate henon_heiles --n 200 --t-end 20 --irregular --noise 1e-3 -o hh.h5
+    symflow train node --data hh.h5 --model hnn --steps 2000 --out runs/hnn
+    torchrun --nproc_per_node=2 $(which symflow) train node --data hh.h5 --out runs/hnn-ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from symflow.discovery.models import MODELS
+    from symflow.discovery.training import NodeConfig
+
+    d = NodeConfig(data="")
+    p = sub.add_parser(
+        "node",
+        help="neural ODE / HNN discovery from a trajectory file (continuous adjoint)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="trajectory file (HDF5, symflow schema or plain layout)")
+    p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints, summary)")
+    p.add_argument(
+        "--model", default=d.model, help=f"one of {', '.join(MODELS.names())} (default: %(default)s)"
+    )
+    p.add_argument("--width", type=int, default=d.width)
+    p.add_argument("--depth", type=int, default=d.depth)
+    p.add_argument("--activation", default=d.activation)
+    p.add_argument(
+        "--gradient",
+        default=d.gradient,
+        choices=["autodiff", "explicit"],
+        help="HNN: ∇H by torch.func.grad or an explicit backward sweep (same value, faster)",
+    )
+    p.add_argument("--method", default=d.method, help="integration method (default: %(default)s)")
+    p.add_argument("--rtol", type=float, default=d.rtol)
+    p.add_argument("--atol", type=float, default=d.atol)
+    p.add_argument("--dt", type=float, default=None, help="fixed step (fixed-step methods)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--adjoint",
+        dest="adjoint",
+        action="store_true",
+        default=True,
+        help="gradients by the continuous adjoint (default)",
+    )
+    g.add_argument("--backprop", dest="adjoint", action="store_false", help="backprop through the solver")
+    p.add_argument(
+        "--full-norm",
+        dest="seminorm",
+        action="store_false",
+        default=True,
+        help="include the parameter accumulator in the adjoint's error norm",
+    )
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--window", type=int, default=d.window, help="observations per training window")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--val-every", type=int, default=d.val_every)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"])
+    p.add_argument("--device", default=d.device, help="cpu or cuda (under torchrun: one GPU per rank)")
+    p.add_argument("--t-key", default=None, help="plain-layout files: name of the times dataset")
+    p.add_argument("--y-key", default=None, help="plain-layout files: name of the states dataset")
+    p.add_argument("--mask-key", default=None, help="plain-layout files: name of the mask dataset")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again in an existing run directory")
+    p.add_argument(
+        "--no-eval", dest="evaluate", action="store_false", help="skip the comparison with the true system"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from symflow.cli.main import CLIError
+    from symflow.discovery.training import NodeConfig, train_node
+
+    if not Path(args.data).exists():
+        raise CLIError(f"--data {args.data}: no such file (create one with `symflow simulate ... -o FILE`)")
+    cfg = NodeConfig(
+        data=args.data,
+        model=args.model,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
+        gradient=args.gradient,
+        method=args.method,
+        rtol=args.rtol,
+        atol=args.atol,
+        dt=args.dt,
+        adjoint=args.adjoint,
+        seminorm=args.seminorm,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        window=args.window,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        val_fraction=args.val_fraction,
+        val_every=args.val_every,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        grad_clip=args.grad_clip,
+        dtype=args.dtype,
+        device=args.device,
+        t_key=args.t_key,
+        y_key=args.y_key,
+        mask_key=args.mask_key,
+    )
+    summary = train_node(
+        cfg,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        evaluate=args.evaluate,
+    )
+    if summary:
+        print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,21 @@
+"""Neural-ODE discovery: learn the vector field of an unknown system from trajectory data.
+
+Models (:mod:`.models`), the masked trajectory objective trained with the continuous adjoint
+(:mod:`.objective`), training from HDF5 data with checkpoints and DDP (:mod:`.training`), and the
+comparison with the true system (:mod:`.evaluate`).
+"""
+
+from .evaluate import evaluate_discovery
+from .models import MODELS, HamiltonianNN, MLPVectorField, SeparableHamiltonianNN, build_model
+from .objective import TrajectoryObjective, fill_padded_times
+
+__all__ = [
+    "MODELS",
+    "HamiltonianNN",
+    "MLPVectorField",
+    "SeparableHamiltonianNN",
+    "TrajectoryObjective",
+    "build_model",
+    "evaluate_discovery",
+    "fill_padded_times",
+]

@@ -1,0 +1,206 @@
+"""Vector-field models for neural-ODE discovery (all follow ``forward(t, y) -> dy/dt``).
+
+* :class:`MLPVectorField`: an unconstrained ``f_θ(t, y)`` (Chen et al., NeurIPS 2018).
+* :class:`HamiltonianNN`: a learned scalar ``H_θ(y)`` with the field ``J∇H_θ`` from
+  ``torch.func.grad`` (Greydanus, Dzamba & Yosinski, *Hamiltonian Neural Networks*, NeurIPS
+  2019). Its flow conserves ``H_θ`` exactly and is symplectic, so implicit symplectic integrators
+  apply to it directly.
+* :class:`SeparableHamiltonianNN`: ``H_θ = T_θ(p) + V_θ(q)``; exposes the separable pair as
+  ``.split``, so explicit splittings (Verlet, Yoshida) integrate the learned system.
+
+Models are registered by name (``mlp``, ``hnn``, ``separable_hnn``) for the CLI and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from symflow.integrators.errors import InvalidArgumentError
+from symflow.integrators.fields import SplitField
+from symflow.integrators.registry import Registry
+from symflow.systems.fields import gradient_of, symplectic_gradient
+
+Tensor = torch.Tensor
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+}
+
+
+def mlp(inputs: int, outputs: int, width: int, depth: int, activation: str) -> nn.Sequential:
+    """``depth`` hidden layers of ``width`` units. Hamiltonians need a smooth activation (their
+    field is a gradient, and training differentiates it again)."""
+    if activation not in ACTIVATIONS:
+        raise InvalidArgumentError("activation", activation, f"one of {sorted(ACTIVATIONS)}")
+    if depth < 1 or width < 1:
+        raise InvalidArgumentError("width/depth", (width, depth), "positive integers")
+    layers: list[nn.Module] = []
+    size = inputs
+    for _ in range(depth):
+        layers += [nn.Linear(size, width), ACTIVATIONS[activation]()]
+        size = width
+    layers.append(nn.Linear(size, outputs))
+    return nn.Sequential(*layers)
+
+
+class MLPVectorField(nn.Module):
+    """``f_θ(t, y) = MLP([y, t])`` (or ``MLP(y)`` when ``time_dependent=False``)."""
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation: str = "tanh",
+        time_dependent: bool = False,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.time_dependent = time_dependent
+        self.net = mlp(dim + int(time_dependent), dim, width, depth, activation)
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        if self.time_dependent:
+            tt = torch.as_tensor(t, dtype=y.dtype, device=y.device).expand(y.shape[:-1]).unsqueeze(-1)
+            return self.net(torch.cat([y, tt], dim=-1))
+        return self.net(y)
+
+
+# Derivatives of the activations, for the explicit gradient of an MLP Hamiltonian.
+_DERIVATIVES: dict[type, Callable[[Tensor], Tensor]] = {
+    nn.Softplus: torch.sigmoid,
+    nn.Tanh: lambda z: 1 - torch.tanh(z) ** 2,
+    nn.SiLU: lambda z: torch.sigmoid(z) * (1 + z * (1 - torch.sigmoid(z))),
+}
+
+
+def mlp_input_gradient(net: nn.Sequential, y: Tensor) -> Tensor:
+    """``∇_y net(y)`` of a scalar MLP by an explicit backward sweep (plain, differentiable ops).
+
+    With ``z_k = W_k a_{k−1} + b_k``, ``a_k = σ(z_k)`` and output ``w·a_L``:
+    ``∇_y = W_1ᵀ diag σ'(z_1) ⋯ W_Lᵀ diag σ'(z_L) w``. Same value as ``torch.func.grad`` (tested) at
+    a fraction of its cost in eager mode, and differentiable again by any autograd mode.
+    """
+    layers = list(net)
+    linears, acts = layers[0::2], layers[1::2]
+    zs = []
+    a = y
+    for lin, act in zip(linears[:-1], acts):
+        z = nn.functional.linear(a, lin.weight, lin.bias)
+        zs.append((z, act))
+        a = act(z)
+    g = linears[-1].weight[0].expand(a.shape)
+    for lin, (z, act) in zip(reversed(linears[:-1]), reversed(zs)):
+        g = (g * _DERIVATIVES[type(act)](z)) @ lin.weight
+    return g
+
+
+class HamiltonianNN(nn.Module):
+    """``dy/dt = J∇H_θ(y)`` with ``H_θ`` an MLP of the state.
+
+    ``gradient="autodiff"`` (default) takes ``∇H_θ`` from ``torch.func.grad``; ``"explicit"`` uses
+    :func:`mlp_input_gradient` (same value, cheaper in eager mode; activations softplus, tanh, silu).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation: str = "softplus",
+        gradient: str = "autodiff",
+    ) -> None:
+        super().__init__()
+        if dim % 2:
+            raise InvalidArgumentError("dim", dim, "an even state dimension D = 2n ([q, p])")
+        if gradient not in ("autodiff", "explicit"):
+            raise InvalidArgumentError("gradient", gradient, "'autodiff' or 'explicit'")
+        self.dim = dim
+        self.net = mlp(dim, 1, width, depth, activation)
+        if gradient == "explicit" and type(self.net[1]) not in _DERIVATIVES:
+            raise InvalidArgumentError(
+                "activation", activation, "softplus, tanh or silu with gradient='explicit'"
+            )
+        self.gradient = gradient
+
+    def hamiltonian(self, y: Tensor) -> Tensor:
+        return self.net(y).squeeze(-1)
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        if self.gradient == "explicit":
+            g = mlp_input_gradient(self.net, y)
+            n = self.dim // 2
+            return torch.cat([g[..., n:], -g[..., :n]], dim=-1)
+        return symplectic_gradient(self.hamiltonian, y)
+
+
+class SeparableHamiltonianNN(nn.Module):
+    """``H_θ(q, p) = T_θ(p) + V_θ(q)``: the field and its separable pair for splitting methods."""
+
+    def __init__(self, dim: int, width: int = 64, depth: int = 2, activation: str = "softplus") -> None:
+        super().__init__()
+        if dim % 2:
+            raise InvalidArgumentError("dim", dim, "an even state dimension D = 2n ([q, p])")
+        self.dim = dim
+        self.n = dim // 2
+        self.kinetic_net = mlp(self.n, 1, width, depth, activation)
+        self.potential_net = mlp(self.n, 1, width, depth, activation)
+
+    def kinetic(self, p: Tensor) -> Tensor:
+        return self.kinetic_net(p).squeeze(-1)
+
+    def potential(self, q: Tensor) -> Tensor:
+        return self.potential_net(q).squeeze(-1)
+
+    def hamiltonian(self, y: Tensor) -> Tensor:
+        return self.kinetic(y[..., self.n :]) + self.potential(y[..., : self.n])
+
+    def _drift(self, t: Tensor, p: Tensor) -> Tensor:
+        return gradient_of(self.kinetic, p)
+
+    def _kick(self, t: Tensor, q: Tensor) -> Tensor:
+        return -gradient_of(self.potential, q)
+
+    @property
+    def split(self) -> SplitField:
+        return SplitField(drift=self._drift, kick=self._kick, n=self.n)
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        return torch.cat([self._drift(t, y[..., self.n :]), self._kick(t, y[..., : self.n])], dim=-1)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable[..., nn.Module]
+    hamiltonian: bool
+    summary: str
+
+
+MODELS: Registry[ModelSpec] = Registry("discovery model")
+MODELS.register(
+    "mlp",
+    ModelSpec("mlp", MLPVectorField, False, "unconstrained neural ODE f_θ(t, y)"),
+    aliases=("node", "neural_ode"),
+)
+MODELS.register(
+    "hnn", ModelSpec("hnn", HamiltonianNN, True, "Hamiltonian neural network J∇H_θ"), aliases=("hamiltonian",)
+)
+MODELS.register(
+    "separable_hnn",
+    ModelSpec("separable_hnn", SeparableHamiltonianNN, True, "separable HNN, H_θ = T_θ(p) + V_θ(q)"),
+    aliases=("shnn", "separable"),
+)
+
+
+def build_model(name: str, dim: int, **kwargs: Any) -> nn.Module:
+    """A model from the registry; ``kwargs`` are the constructor's (width, depth, activation, ...)."""
+    return MODELS.get(name).build(dim, **kwargs)

@@ -1,0 +1,274 @@
+"""Training a neural ODE on trajectory files: ``symflow train node`` and :func:`train_node`.
+
+* **Data**: a trajectory file (symflow schema, or a plain layout by key names) read through
+  :class:`symflow.data.TrajectoryDataset`; trajectories are split into train/validation sets by a
+  seeded permutation (never mixing one trajectory's observations across the two); every item is a
+  random sub-window of ``window`` observations.
+* **Batches** come from a ``DistributedSampler`` (``num_replicas`` = world size, one shard per rank,
+  also in a single process). A step's batch is a pure function of ``(seed, epoch, position)``, so a
+  resumed run sees the same batches as an uninterrupted one, bit for bit.
+* **Objective**: :class:`TrajectoryObjective` (masked MSE after integrating each window from its
+  first observation with its own times); gradients by the continuous adjoint by default.
+* **Loop**: :class:`symflow.training.Trainer` (Adam, cosine schedule, progress bar, JSON metrics,
+  periodic + Ctrl-C checkpoints, divergence stop). Under ``torchrun`` the objective is wrapped in
+  ``DistributedDataParallel`` and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DistributedSampler
+
+from symflow.integrators import AdjointOptions
+from symflow.integrators.errors import InvalidArgumentError
+from symflow.training import RunDirectory, Trainer, load_checkpoint, seed_everything
+
+from . import distributed as D
+from .evaluate import evaluate_discovery
+from .models import MODELS, build_model
+from .objective import TrajectoryObjective
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class NodeConfig:
+    """Everything a run needs; saved as ``config.json`` and in every checkpoint."""
+
+    data: str
+    model: str = "hnn"
+    width: int = 64
+    depth: int = 2
+    activation: str = "softplus"
+    gradient: str = "autodiff"  # HNN: torch.func.grad ("autodiff") or the explicit sweep
+    method: str = "dopri5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    dt: float | None = None
+    adjoint: bool = True
+    seminorm: bool = True
+    steps: int = 2000
+    batch_size: int = 64
+    window: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    val_every: int = 100
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+    grad_clip: float | None = 1.0
+    dtype: str = "float64"
+    device: str = "cpu"
+    t_key: str | None = None
+    y_key: str | None = None
+    mask_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> NodeConfig:
+        MODELS.get(self.model)
+        for name in ("steps", "batch_size", "window", "val_every", "checkpoint_every", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidArgumentError(name, v, "a positive integer")
+        if self.window < 2:
+            raise InvalidArgumentError(
+                "window", self.window, "at least 2 observations (a start and a target)"
+            )
+        if not 0 <= self.val_fraction < 1:
+            raise InvalidArgumentError("val_fraction", self.val_fraction, "a fraction in [0, 1)")
+        if self.dtype not in ("float32", "float64"):
+            raise InvalidArgumentError("dtype", self.dtype, "'float32' or 'float64'")
+        if not self.lr > 0:
+            raise InvalidArgumentError("lr", self.lr, "a positive learning rate")
+        return self
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float32 if self.dtype == "float32" else torch.float64
+
+
+def model_kwargs(cfg: NodeConfig) -> dict[str, Any]:
+    kw: dict[str, Any] = {"width": cfg.width, "depth": cfg.depth, "activation": cfg.activation}
+    if MODELS.canonical(cfg.model) == "hnn":
+        kw["gradient"] = cfg.gradient
+    return kw
+
+
+class _Batches:
+    """Step → batch of this rank, deterministic in (seed, epoch, position)."""
+
+    def __init__(self, dataset, batch_size: int, info: D.DistInfo, seed: int) -> None:
+        from symflow.data import collate_trajectories
+
+        self.ds, self.collate = dataset, collate_trajectories
+        self.sampler = DistributedSampler(
+            dataset,
+            num_replicas=info.world_size,
+            rank=info.rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=len(dataset) >= info.world_size,
+        )
+        self.per_epoch = max(1, len(self.sampler) // batch_size)
+        self.batch_size = batch_size
+        self._epoch: int | None = None
+        self._order: list[int] = []
+
+    def __call__(self, step: int):
+        epoch, pos = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self.ds.set_epoch(epoch)  # new random windows each epoch
+            self._order = list(self.sampler)
+            self._epoch = epoch
+        idx = self._order[pos * self.batch_size : (pos + 1) * self.batch_size]
+        return self.collate([self.ds[i] for i in idx])
+
+
+def _datasets(cfg: NodeConfig):
+    from symflow.data import TrajectoryDataset, split_by_trajectory
+
+    keys = {"t_key": cfg.t_key, "y_key": cfg.y_key, "mask_key": cfg.mask_key}
+    probe = TrajectoryDataset(cfg.data, window=cfg.window, seed=cfg.seed, dtype=cfg.torch_dtype, **keys)
+    train_idx, val_idx = split_by_trajectory(probe.indices, cfg.val_fraction, seed=cfg.seed)
+    if len(train_idx) == 0:
+        raise InvalidArgumentError(
+            "data", cfg.data, "at least one usable (successfully simulated) trajectory"
+        )
+    mk = lambda idx: TrajectoryDataset(  # noqa: E731
+        cfg.data, indices=idx, window=cfg.window, seed=cfg.seed, dtype=cfg.torch_dtype, check=False, **keys
+    )
+    return probe, mk(train_idx), (mk(val_idx) if len(val_idx) else None)
+
+
+def train_node(
+    cfg: NodeConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """Train (or resume) a neural ODE; returns the summary written to ``out/summary.json``."""
+    cfg.validate()
+    info = D.setup(cfg.device)
+    try:
+        return _train(
+            cfg, Path(out), info, resume=resume, overwrite=overwrite, progress=progress, evaluate=evaluate
+        )
+    finally:
+        D.teardown()
+
+
+def _train(cfg, out, info, *, resume, overwrite, progress, evaluate):
+    seed_everything(cfg.seed)
+    probe, train_ds, val_ds = _datasets(cfg)
+    dim = probe.dim
+    model = build_model(cfg.model, dim, **model_kwargs(cfg)).to(device=info.device, dtype=cfg.torch_dtype)
+    adjoint = AdjointOptions(seminorm=cfg.seminorm) if cfg.adjoint else False
+    objective = TrajectoryObjective(
+        model, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, dt=cfg.dt, adjoint=adjoint
+    )
+    wrapped = objective
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(objective, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=cfg.lr * 0.01)
+    run = RunDirectory(out, resume=resume, overwrite=overwrite, is_main=info.is_main)
+    config = {
+        "learner": "node",
+        **dataclasses.asdict(cfg),
+        "dim": dim,
+        "world_size": info.world_size,
+        "data_attrs": {k: _jsonable(v) for k, v in probe.attrs.items()},
+    }
+    if info.is_main:
+        run.write_json("config.json", config)
+    trainer = Trainer(
+        run,
+        model,
+        optimizer,
+        scheduler=scheduler,
+        steps=cfg.steps,
+        config=config,
+        checkpoint_every=cfg.checkpoint_every,
+        log_every=cfg.log_every,
+        grad_clip=cfg.grad_clip,
+        progress=progress,
+        description="train node",
+        is_main=info.is_main,
+    )
+    if resume:
+        trainer.restore(map_location=info.device)
+    batches = _Batches(train_ds, cfg.batch_size, info, cfg.seed)
+
+    def loss_fn(step: int) -> dict[str, Any]:
+        b = batches(step).to(info.device, cfg.torch_dtype)
+        return {"loss": wrapped(b.ts, b.ys, b.mask)}
+
+    validate = None
+    if val_ds is not None:
+        from symflow.data import collate_trajectories
+
+        val_batch = collate_trajectories([val_ds[i] for i in range(len(val_ds))]).to(
+            info.device, cfg.torch_dtype
+        )
+
+        def validate() -> dict[str, float]:
+            return {"loss": D.all_mean(float(objective(val_batch.ts, val_batch.ys, val_batch.mask)), info)}
+
+    started = time.perf_counter()
+    last = trainer.fit(loss_fn, validate=validate, validate_every=cfg.val_every)
+    summary: dict[str, Any] = {
+        "steps": trainer.step,
+        "train_loss": last.get("loss"),
+        "val_loss": last.get("val_loss"),
+        "wall_s": time.perf_counter() - started,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    system = probe.attrs.get("system")
+    if evaluate and info.is_main and isinstance(system, str) and system not in ("", "unknown"):
+        from symflow.systems import get_system
+
+        args = probe.attrs.get("system_args") or "{}"
+        sysobj = get_system(system, **(json.loads(args) if isinstance(args, str) else dict(args)))
+        summary["evaluation"] = evaluate_discovery(model, sysobj, t_end=10.0, seed=cfg.seed + 1000)
+    if info.is_main:
+        run.write_json("summary.json", summary)
+    return summary
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, bytes):
+        return v.decode()
+    return v
+
+
+def load_node(run_dir: str | Path, *, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a trained model from a run directory (config + checkpoint, ``weights_only=True``)."""
+    ck = load_checkpoint(Path(run_dir) / "checkpoints", map_location=map_location)
+    cfg = ck.config
+    if cfg.get("learner") != "node":
+        raise InvalidArgumentError("run_dir", str(run_dir), "a run directory of `symflow train node`")
+    kw = {"width": cfg["width"], "depth": cfg["depth"], "activation": cfg["activation"]}
+    if MODELS.canonical(cfg["model"]) == "hnn":
+        kw["gradient"] = cfg.get("gradient", "autodiff")
+    model = build_model(cfg["model"], cfg["dim"], **kw)
+    dtype = torch.float32 if cfg.get("dtype") == "float32" else torch.float64
+    model = model.to(dtype=dtype)
+    model.load_state_dict(ck.state["model"])
+    model.eval()
+    return model

@@ -1,0 +1,122 @@
+"""Discovery models, objective and evaluation (training itself is tested with the data layer)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import symflow.systems as S
+from symflow.discovery import (
+    HamiltonianNN,
+    MLPVectorField,
+    SeparableHamiltonianNN,
+    TrajectoryObjective,
+    build_model,
+    evaluate_discovery,
+    fill_padded_times,
+)
+from symflow.integrators import InvalidArgumentError, UnknownNameError, solve
+
+
+@pytest.mark.parametrize("activation", ["softplus", "tanh", "silu"])
+def test_explicit_hnn_gradient_equals_torch_func_grad(activation):
+    torch.manual_seed(0)
+    m = HamiltonianNN(4, width=16, depth=3, activation=activation, gradient="explicit").double()
+    y = torch.randn(7, 4, dtype=torch.float64)
+    fast = m(0.0, y)
+    m.gradient = "autodiff"
+    torch.testing.assert_close(fast, m(0.0, y), atol=1e-14, rtol=1e-13)
+
+
+def test_hnn_flow_conserves_its_learned_hamiltonian():
+    torch.manual_seed(1)
+    m = HamiltonianNN(4, width=16).double()
+    y0 = torch.randn(3, 4, dtype=torch.float64) * 0.3
+    ys = solve(m, y0, torch.linspace(0, 5, 11, dtype=torch.float64), "gl4", dt=0.05).ys
+    h = m.hamiltonian(ys)
+    assert (h - h[:, :1]).abs().max() < 1e-10
+
+
+def test_separable_hnn_exposes_a_split_for_verlet():
+    torch.manual_seed(2)
+    m = SeparableHamiltonianNN(4, width=8).double()
+    y0 = torch.randn(2, 4, dtype=torch.float64) * 0.3
+    ts = torch.linspace(0, 1, 3, dtype=torch.float64)
+    v = solve(m, y0, ts, "verlet", dt=1e-3).ys
+    ref = solve(m, y0, ts, "dopri5", rtol=1e-10, atol=1e-12).ys
+    assert (v - ref).abs().max() < 1e-5
+    torch.testing.assert_close(m.split(torch.zeros(()), y0), m(0.0, y0))
+
+
+def test_time_dependent_mlp_uses_the_time():
+    torch.manual_seed(3)
+    m = MLPVectorField(2, width=8, time_dependent=True).double()
+    y = torch.randn(4, 2, dtype=torch.float64)
+    assert not torch.allclose(
+        m(torch.tensor(0.0, dtype=torch.float64), y), m(torch.tensor(1.0, dtype=torch.float64), y)
+    )
+    assert m(torch.zeros(4, dtype=torch.float64), y).shape == (4, 2)
+
+
+def test_model_registry_and_input_errors():
+    assert isinstance(build_model("node", 4), MLPVectorField)
+    with pytest.raises(UnknownNameError, match="did you mean 'hnn'"):
+        build_model("hmn", 4)
+    with pytest.raises(InvalidArgumentError, match="even"):
+        HamiltonianNN(3)
+    with pytest.raises(InvalidArgumentError, match="activation"):
+        HamiltonianNN(4, activation="relu6")
+
+
+def test_padded_times_become_strictly_increasing_and_masked_out_of_the_loss():
+    ts = torch.tensor([[0.0, 0.5, 1.0], [0.1, 0.4, math.nan]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    filled = fill_padded_times(ts, mask)
+    assert torch.isfinite(filled).all() and (filled.diff(dim=1) > 0).all()
+    assert torch.equal(filled[mask], ts[mask])
+    osc = S.get_system("harmonic_oscillator", n=2)
+    f = S.vector_field(osc)
+    y0 = osc.sample(2, seed=0)
+    ys = solve(f, y0, filled, "dopri5", rtol=1e-10, atol=1e-12).ys
+    ys[1, 2] = float("nan")  # padding may be NaN in data
+
+    class Exact(torch.nn.Module):
+        def forward(self, t, y):
+            return f(t, y)
+
+    loss = TrajectoryObjective(Exact(), rtol=1e-10, atol=1e-12, adjoint=False)(ts, ys, mask)
+    assert torch.isfinite(loss) and loss < 1e-18
+
+
+def test_objective_gradients_flow_through_the_adjoint():
+    torch.manual_seed(4)
+    m = HamiltonianNN(4, width=8).double()
+    ts = torch.sort(torch.rand(3, 4, dtype=torch.float64), 1).values
+    ys = torch.randn(3, 4, 4, dtype=torch.float64)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    loss = TrajectoryObjective(m, rtol=1e-8, atol=1e-10)(ts, ys, mask)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_evaluation_of_a_perfect_model_reports_zero_error():
+    hh = S.get_system("henon_heiles")
+    f = S.vector_field(hh)
+
+    class Perfect(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+        def forward(self, t, y):
+            return f(t, y)
+
+        def hamiltonian(self, y):
+            return hh.energy(y) + 3.0  # any constant offset is allowed
+
+    rep = evaluate_discovery(Perfect(), hh, n=8, t_end=5.0)
+    assert rep["trajectory_rel_error_max"] < 1e-12
+    assert rep["energy_rel_error_max"] < 1e-8
+    assert rep["hamiltonian_rel_rms"] < 1e-12 and abs(rep["hamiltonian_offset"] + 3.0) < 1e-12
