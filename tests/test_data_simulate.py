@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import symflow.systems as systems
-from symflow.data import open_trajectories, pad_for_solver, simulate, validate
+from symflow.data import make_sampling, open_trajectories, pad_for_solver, simulate, validate
 from symflow.data.simulate import block_generator
 from symflow.integrators import CapabilityError, InvalidArgumentError, Status, UnknownNameError, solve
 
@@ -181,6 +181,9 @@ def test_given_initial_states_and_float32(tmp_path):
     [
         ({"method": "rk4"}, InvalidArgumentError, "dt"),
         ({"dt": 0.1, "rtol": 1e-6}, InvalidArgumentError, "rtol"),
+        ({"method": "rk4", "dt": -0.1}, InvalidArgumentError, "dt"),
+        ({"rtol": 0.0}, InvalidArgumentError, "rtol"),
+        ({"sampling": make_sampling("uniform", 2.0, 5)}, InvalidArgumentError, "t_end"),
         ({"method": "verlet", "dt": 0.1, "system": "double_pendulum"}, CapabilityError, "separable"),
         ({"method": "dopri"}, UnknownNameError, "did you mean"),
         ({"noise": -1.0}, InvalidArgumentError, "noise"),
@@ -235,3 +238,32 @@ def test_result_summary_reports_throughput(tmp_path):
     assert r.n == 8 and r.n_times == 4 and r.dim == 2 and r.n_failed == 0
     assert math.isfinite(r.throughput) and r.throughput > 0
     assert "8 trajectories" in str(r)
+
+
+def test_simulate_writes_batch_by_batch_and_never_holds_all_trajectories(tmp_path, monkeypatch):
+    writer_cls = SIM.TrajectoryWriter
+    seen = []
+    real_append = writer_cls.append
+
+    def spy(self, **arrays):
+        seen.append((arrays["y"].shape[0], self.written))
+        return real_append(self, **arrays)
+
+    monkeypatch.setattr(writer_cls, "append", spy)
+    drawn = []
+    real_draw = SIM.ObservationTimes.draw
+    monkeypatch.setattr(SIM.ObservationTimes, "draw", lambda s, m, g: drawn.append(m) or real_draw(s, m, g))
+    monkeypatch.setattr(SIM, "RNG_BLOCK", 8)
+    simulate(
+        "pendulum",
+        50,
+        1.0,
+        output=tmp_path / "b.h5",
+        sampling="uniform",
+        n_obs=4,
+        chunk_size=12,
+        progress=False,
+    )
+    assert [b for b, _ in seen] == [10, 10, 10, 10, 10]  # equal chunks of at most 12
+    assert [w for _, w in seen] == [0, 10, 20, 30, 40]  # appended in order, each written at once
+    assert max(drawn) <= 8 and sum(drawn) == 50  # random draws per block, each block once

@@ -18,6 +18,7 @@ so a file can be regenerated from them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from symflow.integrators import get_method, solve
 from symflow.integrators.errors import CapabilityError, InvalidArgumentError
+from symflow.integrators.inputs import positive_float
 from symflow.integrators.solution import Status
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
@@ -130,6 +132,15 @@ def _noise_sigma(noise: Any, dim: int) -> Tensor | None:
     return torch.tensor(values, dtype=F64)
 
 
+def _tolerance(name: str, value: Any) -> float | Tensor:
+    """A positive float, or a per-component tensor (checked against ``D`` by the solver)."""
+    if isinstance(value, Tensor) and value.numel() > 1:
+        if not (value > 0).all() or not torch.isfinite(value).all():
+            raise InvalidArgumentError(name, value, "positive finite tolerances")
+        return value
+    return positive_float(name, value)
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidArgumentError(name, value, "a positive integer")
@@ -186,7 +197,8 @@ def simulate(
         y0: initial states ``(n, D)`` to use instead of sampling them.
         seed: seed of every random choice (see the module docstring for the scheme).
         device, dtype: where and in which precision to solve (times are stored as float64).
-        chunk_size: trajectories per solve (memory ∝ chunk_size × T × D).
+        chunk_size: most trajectories per batched solve (memory ∝ chunk_size × T × D); ``n`` is
+            cut into equal chunks.
         store_energy: write ``energy (N, T)``, H of the noise-free states.
         store_clean: write ``y_clean``; default: when there is noise.
         progress: show a progress bar.
@@ -200,6 +212,8 @@ def simulate(
     n = _positive_int("n", n)
     chunk_size = _positive_int("chunk_size", chunk_size)
     if isinstance(sampling, ObservationTimes):
+        if t_end != sampling.t_end:
+            raise InvalidArgumentError("t_end", t_end, f"the sampling's t_end ({sampling.t_end})")
         obs = sampling
     else:
         obs = make_sampling(sampling, t_end, n_obs, min_obs=min_obs, max_obs=max_obs)
@@ -209,8 +223,8 @@ def simulate(
         if max_steps is not None:
             _positive_int("max_steps", max_steps)
         opts: dict[str, Any] = {
-            "rtol": 1e-9 if rtol is None else rtol,
-            "atol": 1e-12 if atol is None else atol,
+            "rtol": _tolerance("rtol", 1e-9 if rtol is None else rtol),
+            "atol": _tolerance("atol", 1e-12 if atol is None else atol),
             "max_steps": 100_000 if max_steps is None else max_steps,
         }
     else:
@@ -225,6 +239,7 @@ def simulate(
                 raise InvalidArgumentError(
                     name, value, "not set: it applies to adaptive solves only (dt is set)"
                 )
+        dt = positive_float("dt", dt)
         opts = {"dt": dt}
     if spec.needs_separable and not sys_.separable:
         raise CapabilityError(
@@ -259,7 +274,7 @@ def simulate(
         "system": sys_.name,
         "system_args": dict(sys_.params),
         "integrator": spec.name,
-        **({k: v for k, v in opts.items()} if adaptive else {"dt": float(dt)}),
+        **{k: v.tolist() if isinstance(v, Tensor) else v for k, v in opts.items()},
         "seed": seed,
         "seed_scheme": SEED_SCHEME,
         "sampling": obs.to_dict(),
@@ -304,8 +319,11 @@ def simulate(
     t0 = time.perf_counter()
     bar = tqdm(total=n, unit="traj", desc=f"simulate {sys_.name}", disable=not progress, dynamic_ncols=True)
     with torch.no_grad(), writer, bar:
-        for start in range(0, n, chunk_size):
-            stop = min(n, start + chunk_size)
+        # Equal chunks of at most chunk_size: an adaptive solve costs about as many loop iterations
+        # for a small batch as for a full one, so a short last chunk would cost a full one's time.
+        n_chunks = math.ceil(n / chunk_size)
+        bounds = [round(k * n / n_chunks) for k in range(n_chunks + 1)]
+        for start, stop in itertools.pairwise(bounds):
             y_init = y0[start:stop].to(F64) if y0 is not None else init.rows(start, stop)[0]
             t_obs, length = times.rows(start, stop)
             if obs.kind == "regular":
