@@ -319,8 +319,8 @@ def simulate(
     t0 = time.perf_counter()
     bar = tqdm(total=n, unit="traj", desc=f"simulate {sys_.name}", disable=not progress, dynamic_ncols=True)
     with torch.no_grad(), writer, bar:
-        # Equal chunks of at most chunk_size: an adaptive solve costs about as many loop iterations
-        # for a small batch as for a full one, so a short last chunk would cost a full one's time.
+        # Equal chunks of at most chunk_size: the adaptive loop runs as long as its slowest sample
+        # and pays a fixed overhead per iteration, so a short last chunk is poor value.
         n_chunks = math.ceil(n / chunk_size)
         bounds = [round(k * n / n_chunks) for k in range(n_chunks + 1)]
         for start, stop in itertools.pairwise(bounds):
