@@ -1,0 +1,560 @@
+"""Reading and validating trajectory files: :func:`open_trajectories` and :func:`validate`.
+
+Two layouts are read:
+
+* **symflow** (the schema of :mod:`symflow.data.schema`): ``t (N, T)``, ``y (N, T, D)``,
+  ``length (N,)`` and the optional datasets; the file must carry ``schema``, a supported
+  ``schema_version`` and ``complete=True``.
+* **plain** (files written by other tools), selected by naming the keys: ``y_key`` names
+  ``y (N, T, D)``, ``t_key`` names ``t (T,)`` (shared) or ``(N, T)``, and ``mask_key`` optionally
+  names a boolean ``(N, T)`` mask of observed entries. A trajectory's observations are its masked
+  entries, in order (holes in the mask are allowed: the observed points are packed to the front).
+
+Validation checks the structure (schema name and version, datasets present with consistent shapes
+and dtypes) and then every trajectory: ``1 ≤ length ≤ T``, finite and strictly increasing times
+within the length, NaN padding past it, finite states (failed solves, flagged by a non-zero
+``status``, may hold NaN after their failure), known status codes. Every problem names the
+trajectory and what was expected. Files that are not HDF5, are truncated or fail their checksums
+raise :class:`~symflow.data.schema.UnreadableFileError`, never a raw h5py error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from symflow.integrators.errors import CapabilityError, InvalidArgumentError
+from symflow.integrators.solution import Status
+
+from . import schema as S
+from .schema import (
+    DataFormatError,
+    IncompleteFileError,
+    SchemaError,
+    TrajectoryError,
+    UnreadableFileError,
+    summarize,
+)
+
+# Rows checked per block during validation (bounded memory for files of any size).
+BLOCK_ROWS = 8192
+# HDF5 chunk cache per dataset when reading: holds several chunks for random access.
+CACHE_BYTES = 32 << 20
+CACHE_SLOTS = 10007  # a prime well above the number of cached chunks (HDF5 guidance)
+
+_STATUS_CODES = {int(s) for s in Status}
+
+
+def _python(value: Any) -> Any:
+    """HDF5 attribute → plain Python (JSON text of containers decoded)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    try:
+        is_h5 = h5py.is_hdf5(path)
+    except OSError:  # pragma: no cover - unreadable bytes
+        is_h5 = False
+    if not is_h5:
+        raise UnreadableFileError(
+            "not an HDF5 file (no HDF5 signature)", path=path, expected="an HDF5 trajectory file"
+        )
+    try:
+        return h5py.File(path, "r", rdcc_nbytes=CACHE_BYTES, rdcc_nslots=CACHE_SLOTS)
+    except OSError as err:
+        raise UnreadableFileError(
+            "cannot be opened as HDF5: the file is truncated or corrupt",
+            path=path,
+            got=_first_line(err),
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+@dataclass
+class ValidationReport:
+    """What :func:`validate` found.
+
+    Attributes:
+        path: the file.
+        layout: ``"symflow"`` or ``"plain"`` (``None`` when the file could not be read).
+        n_trajectories, n_times, dim: ``N``, ``T``, ``D`` (``None`` when unknown).
+        problems: the problems found (at most ``max_problems``), each a :class:`DataFormatError`
+            naming the trajectory where there is one.
+        n_problems: how many problems in all (may exceed ``len(problems)``).
+        failed: count of trajectories per failure status (failed solves are valid data, flagged).
+    """
+
+    path: str
+    layout: str | None = None
+    n_trajectories: int | None = None
+    n_times: int | None = None
+    dim: int | None = None
+    problems: list[DataFormatError] = field(default_factory=list)
+    n_problems: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_problems == 0
+
+    @property
+    def n_failed(self) -> int:
+        return sum(self.failed.values())
+
+    def error(self) -> DataFormatError:
+        """One error summing up the problems (the first problem's type)."""
+        if self.ok:
+            raise InvalidArgumentError("report", "a valid file", "a report with problems")
+        err = summarize(self.path, self.problems)
+        if self.n_problems > len(self.problems) and len(self.problems) > 1:
+            err = type(err)(
+                f"{err.what} (+{self.n_problems - len(self.problems)} more not listed)",
+                path=self.path,
+                problems=self.problems,
+            )
+        return err
+
+    def raise_if_invalid(self) -> ValidationReport:
+        if not self.ok:
+            raise self.error()
+        return self
+
+    def __str__(self) -> str:
+        shape = (
+            f"{self.n_trajectories} trajectories × {self.n_times} times × dim {self.dim}"
+            if self.n_trajectories is not None
+            else "unreadable"
+        )
+        failed = ""
+        if self.failed:
+            failed = " (failed solves kept: " + ", ".join(f"{k} {v}" for k, v in self.failed.items()) + ")"
+        if self.ok:
+            return f"OK {self.path}: {self.layout} layout, {shape}{failed}"
+        lines = [f"INVALID {self.path}: {self.n_problems} problem(s); {shape}{failed}"]
+        lines += [f"  - {p.detail}" for p in self.problems]
+        if self.n_problems > len(self.problems):
+            lines.append(f"  … {self.n_problems - len(self.problems)} more")
+        return "\n".join(lines)
+
+
+class TrajectoryFile:
+    """An open trajectory file (either layout), read lazily.
+
+    ``length`` and ``status`` (``N`` small integers each) are loaded on opening; times and states
+    are read on demand, row by row or in blocks. Use it as a context manager or call
+    :meth:`close`. Opening checks the structure and raises :class:`DataFormatError` subclasses;
+    :func:`open_trajectories` also checks every trajectory's values.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        t_key: str | None = None,
+        y_key: str | None = None,
+        mask_key: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._h5 = _open_h5(self.path)
+        try:
+            self._setup(t_key, y_key, mask_key)
+        except BaseException:
+            self._h5.close()
+            raise
+
+    # -- structure ----------------------------------------------------------------------------------
+    def _setup(self, t_key: str | None, y_key: str | None, mask_key: str | None) -> None:
+        f = self._h5
+        with self._guard("the root attributes"):
+            self.attrs: dict[str, Any] = {k: _python(v) for k, v in f.attrs.items()}
+        plain = any(k is not None for k in (t_key, y_key, mask_key))
+        if plain:
+            if y_key is None or t_key is None:
+                raise InvalidArgumentError(
+                    "y_key/t_key", (y_key, t_key), "both keys for a plain layout (and optionally mask_key)"
+                )
+            self.layout = "plain"
+            self.t_key, self.y_key, self.mask_key = t_key, y_key, mask_key
+        else:
+            self.layout = "symflow"
+            self.t_key, self.y_key, self.mask_key = S.T, S.Y, None
+            self._check_attrs()
+        y = self._dataset(self.y_key, "(N, T, D)")
+        if y.ndim != 3:
+            raise SchemaError(
+                f"dataset {self.y_key!r} has shape {y.shape}", path=self.path, expected="(N, T, D)"
+            )
+        self.n, self.n_times, self.dim = (int(s) for s in y.shape)
+        N, T = self.n, self.n_times
+        if y.dtype not in (np.float32, np.float64):
+            raise SchemaError(
+                f"dataset {self.y_key!r} has dtype {y.dtype}", path=self.path, expected="float32 or float64"
+            )
+        t = self._dataset(self.t_key, f"({N}, {T})" + (f" or ({T},)" if plain else ""))
+        shapes = [(N, T), (T,)] if plain else [(N, T)]
+        if t.shape not in shapes:
+            raise SchemaError(
+                f"dataset {self.t_key!r} has shape {t.shape}, which does not match {self.y_key!r} {y.shape}",
+                path=self.path,
+                expected=" or ".join(str(s) for s in shapes),
+            )
+        if (plain and t.dtype.kind != "f") or (not plain and t.dtype != np.float64):
+            raise SchemaError(
+                f"dataset {self.t_key!r} has dtype {t.dtype}",
+                path=self.path,
+                expected="floating-point times" if plain else "float64",
+            )
+        self._t, self._y = t, y
+        self._shared_t: np.ndarray | None = None
+        self.status: np.ndarray | None = None
+        if plain:
+            self._mask = None
+            if mask_key is not None:
+                m = self._dataset(mask_key, f"({N}, {T})")
+                if m.shape != (N, T):
+                    raise SchemaError(
+                        f"dataset {mask_key!r} has shape {m.shape}", path=self.path, expected=f"({N}, {T})"
+                    )
+                if m.dtype.kind not in "bui":
+                    raise SchemaError(
+                        f"dataset {mask_key!r} has dtype {m.dtype}", path=self.path, expected="a boolean mask"
+                    )
+                self._mask = m
+                self.length = np.empty(N, dtype=np.int64)
+                for s, e in self._blocks():
+                    with self._guard(f"dataset {mask_key!r}", s, e):
+                        self.length[s:e] = (m[s:e] != 0).sum(-1)
+            else:
+                self.length = np.full(N, T, dtype=np.int64)
+            if t.ndim == 1:
+                with self._guard(f"dataset {t_key!r}"):
+                    self._shared_t = t[()]
+            return
+        length = self._dataset(S.LENGTH, f"({N},)")
+        if length.shape != (N,) or length.dtype.kind not in "iu":
+            raise SchemaError(
+                f"dataset 'length' has shape {length.shape} and dtype {length.dtype}",
+                path=self.path,
+                expected=f"integers of shape ({N},)",
+            )
+        with self._guard("dataset 'length'"):
+            self.length = length[()].astype(np.int64)
+        if S.STATUS in f:
+            st = self._dataset(S.STATUS, f"({N},)")
+            if st.shape != (N,) or st.dtype.kind not in "iu":
+                raise SchemaError(
+                    f"dataset 'status' has shape {st.shape} and dtype {st.dtype}",
+                    path=self.path,
+                    expected=f"int8 codes of shape ({N},)",
+                )
+            with self._guard("dataset 'status'"):
+                self.status = st[()].astype(np.int8)
+        expected_shapes = {S.ENERGY: (N, T), S.Y_CLEAN: (N, T, self.dim)}
+        for key, shape in expected_shapes.items():
+            if key in f and self._dataset(key, str(shape)).shape != shape:
+                raise SchemaError(
+                    f"dataset {key!r} has shape {f[key].shape}", path=self.path, expected=str(shape)
+                )
+        if S.PARAMS in f:
+            p = self._dataset(S.PARAMS, f"({N}, P)")
+            if p.ndim != 2 or p.shape[0] != N:
+                raise SchemaError(
+                    f"dataset 'params' has shape {p.shape}", path=self.path, expected=f"({N}, P)"
+                )
+
+    def _check_attrs(self) -> None:
+        a = self.attrs
+        if a.get(S.ATTR_SCHEMA) != S.SCHEMA:
+            got = a.get(S.ATTR_SCHEMA)
+            raise SchemaError(
+                "not a symflow trajectory file"
+                + (" (no 'schema' attribute)" if got is None else "")
+                + "; for another layout name its datasets (y_key=..., t_key=..., mask_key=...)",
+                path=self.path,
+                expected=f"attribute schema={S.SCHEMA!r}",
+                got=None if got is None else repr(got),
+            )
+        version = a.get(S.ATTR_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version != S.SCHEMA_VERSION:
+            raise SchemaError(
+                f"unsupported schema_version {version!r} (this symflow reads version {S.SCHEMA_VERSION})",
+                path=self.path,
+                expected=f"schema_version={S.SCHEMA_VERSION}",
+                got=repr(version),
+            )
+        if a.get(S.ATTR_COMPLETE) is not True:
+            raise IncompleteFileError(
+                "the file is incomplete: its writer was interrupted before it finished (no complete=True)",
+                path=self.path,
+                expected="complete=True, written last by the writer; regenerate the file",
+            )
+
+    def _dataset(self, key: str, shape: str) -> h5py.Dataset:
+        if key not in self._h5:
+            raise SchemaError(
+                f"missing dataset {key!r}",
+                path=self.path,
+                expected=f"a dataset {key!r} of shape {shape}",
+                got="datasets " + (", ".join(repr(k) for k in self._h5) or "none"),
+            )
+        obj = self._h5[key]
+        if not isinstance(obj, h5py.Dataset):
+            raise SchemaError(f"{key!r} is a group, not a dataset", path=self.path, expected=f"shape {shape}")
+        return obj
+
+    @contextlib.contextmanager
+    def _guard(self, what: str, start: int | None = None, stop: int | None = None) -> Iterator[None]:
+        """Turn h5py read failures (checksum, truncation) into :class:`UnreadableFileError`."""
+        try:
+            yield
+        except OSError as err:
+            rows = f" (trajectories {start}–{stop - 1})" if start is not None and stop is not None else ""
+            raise UnreadableFileError(
+                f"cannot read {what}{rows}: the file is corrupt or truncated",
+                path=self.path,
+                got=_first_line(err),
+            ) from None
+
+    def _blocks(self, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, int]]:
+        for s in range(0, self.n, rows):
+            yield s, min(self.n, s + rows)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def has_status(self) -> bool:
+        return self.status is not None
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return list(self._h5.keys())
+
+    def read_block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(t (B, T), y (B, T, D), length (B,))`` of rows ``start:stop``, observations packed to the
+        front and NaN past each length (for both layouts)."""
+        start, stop = max(0, start), min(self.n, stop)
+        with self._guard(f"datasets {self.t_key!r}/{self.y_key!r}", start, stop):
+            y = self._y[start:stop]
+            t = (
+                np.broadcast_to(self._shared_t, (stop - start, self.n_times)).copy()
+                if self._shared_t is not None
+                else self._t[start:stop]
+            )
+            mask = None if self.layout == "symflow" or self._mask is None else self._mask[start:stop] != 0
+        length = self.length[start:stop]
+        if mask is not None and not mask.all():
+            t, y = _pack(t, y, mask)
+        elif self.layout == "plain":
+            t = t.astype(np.float64, copy=False)
+        return t, y, length
+
+    def trajectory(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(t (L,), y (L, D))`` of one trajectory (its observations only)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.n:
+            raise InvalidArgumentError("index", index, f"a trajectory index in [0, {self.n})")
+        i = int(index)
+        L = int(self.length[i])
+        with self._guard(f"trajectory {i}", i, i + 1):
+            if self.layout == "plain" and self._mask is not None:
+                m = self._mask[i] != 0
+                y = self._y[i][m]
+                t = (self._shared_t if self._shared_t is not None else self._t[i])[m]
+            else:
+                y = self._y[i, :L]
+                t = self._shared_t[:L] if self._shared_t is not None else self._t[i, :L]
+        return np.asarray(t, dtype=np.float64), y
+
+    def read_dataset(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of any dataset (e.g. ``"energy"``, ``"y_clean"``)."""
+        stop = self.n if stop is None else stop
+        ds = self._dataset(key, "(N, ...)")
+        with self._guard(f"dataset {key!r}", start, stop):
+            return ds[start:stop]
+
+    def system(self):
+        """The :class:`~symflow.systems.HamiltonianSystem` named in the attributes."""
+        from symflow.systems import SYSTEMS, get_system
+
+        name = self.attrs.get("system")
+        if not isinstance(name, str) or name not in SYSTEMS:
+            raise CapabilityError(f"{self.path}: the file names no registered system (system={name!r})")
+        args = self.attrs.get("system_args") or {}
+        return get_system(name, **args)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._h5.close()
+
+    def __enter__(self) -> TrajectoryFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"TrajectoryFile({str(self.path)!r}, layout={self.layout!r}, n={self.n}, "
+            f"T={self.n_times}, D={self.dim})"
+        )
+
+    # -- validation ---------------------------------------------------------------------------------
+    def check_values(self, max_problems: int = 50) -> tuple[list[DataFormatError], int, dict[str, int]]:
+        """Check every trajectory; ``(problems (at most max_problems), total count, failures by status)``."""
+        problems: list[DataFormatError] = []
+        total = 0
+        failed: dict[str, int] = {}
+        T = self.n_times
+        cols = np.arange(T)
+        for s, e in self._blocks():
+            found: list[tuple[int, int, str, str]] = []  # (row, check, what, expected)
+            length = self.length[s:e]
+            status = self.status[s:e] if self.status is not None else None
+            if status is not None:
+                for code in np.unique(status):
+                    if int(code) in _STATUS_CODES and code != Status.SUCCESS:
+                        name = Status(int(code)).name.lower()
+                        failed[name] = failed.get(name, 0) + int((status == code).sum())
+                for r in np.nonzero(~np.isin(status, list(_STATUS_CODES)))[0]:
+                    code = int(status[r])
+                    what = (
+                        "status was never written" if code == S.STATUS_UNWRITTEN else f"unknown status {code}"
+                    )
+                    found.append((r, 0, what, "a Status code 0–4"))
+            bad_len = (length < 1) | (length > T)
+            for r in np.nonzero(bad_len)[0]:
+                found.append((r, 1, f"length {int(length[r])} out of range", f"1 ≤ length ≤ {T}"))
+            t, y, _ = self.read_block(s, e)
+            # A row with an impossible length gets no further checks: they would only echo it.
+            inside = (cols[None, :] < length[:, None]) & ~bad_len[:, None]
+            bad_t = inside & ~np.isfinite(t)
+            for r in np.nonzero(bad_t.any(-1))[0]:
+                j = int(np.argmax(bad_t[r]))
+                found.append((r, 2, f"time t[{j}] = {float(t[r, j])!r}", "finite times"))
+            if T > 1:
+                with np.errstate(invalid="ignore"):
+                    not_inc = inside[:, 1:] & ~bad_t[:, 1:] & ~bad_t[:, :-1] & ~(np.diff(t, axis=-1) > 0)
+                for r in np.nonzero(not_inc.any(-1))[0]:
+                    j = int(np.argmax(not_inc[r])) + 1
+                    now, before = float(t[r, j]), float(t[r, j - 1])
+                    what = f"time t[{j}] = {now!r} does not exceed t[{j - 1}] = {before!r}"
+                    found.append((r, 3, what, "strictly increasing times"))
+            if self.layout == "symflow":
+                bad_pad = ~inside & ~np.isnan(t) & ~bad_len[:, None]
+                for r in np.nonzero(bad_pad.any(-1))[0]:
+                    j = int(np.argmax(bad_pad[r]))
+                    what = f"padding t[{j}] = {float(t[r, j])!r} past length {int(length[r])}"
+                    found.append((r, 4, what, "NaN past the length"))
+            ok_rows = status == Status.SUCCESS if status is not None else np.ones(e - s, dtype=bool)
+            bad_y = inside[..., None] & ~np.isfinite(y)
+            why = " although its status is success" if status is not None else ""
+            for r in np.nonzero(ok_rows & bad_y.any(axis=(1, 2)))[0]:
+                j = int(np.argmax(bad_y[r].any(-1)))
+                found.append((r, 5, f"state y[{j}] is not finite{why}", "finite states"))
+            found.sort(key=lambda x: (x[0], x[1]))
+            total += len(found)
+            for r, _, what, expected in found[: max(0, max_problems - len(problems))]:
+                problems.append(TrajectoryError(what, path=self.path, index=s + int(r), expected=expected))
+        return problems, total, failed
+
+
+def _pack(t: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move each row's masked entries to the front (stable), NaN after them."""
+    order = np.argsort(~mask, axis=-1, kind="stable")
+    t = np.take_along_axis(t.astype(np.float64), order, axis=-1)
+    y = np.take_along_axis(y, order[..., None], axis=1)
+    keep = np.take_along_axis(mask, order, axis=-1)
+    t = np.where(keep, t, np.nan)
+    y = np.where(keep[..., None], y, np.nan)
+    return t, y
+
+
+def validate(
+    path: str | os.PathLike,
+    *,
+    t_key: str | None = None,
+    y_key: str | None = None,
+    mask_key: str | None = None,
+    max_problems: int = 50,
+) -> ValidationReport:
+    """Check a trajectory file completely and report every problem (never raises for bad content).
+
+    Returns a :class:`ValidationReport`; ``report.ok`` is true for a valid file and
+    ``report.raise_if_invalid()`` raises the documented :class:`DataFormatError` subclass.
+    A missing path raises :class:`FileNotFoundError`.
+    """
+    report = ValidationReport(path=str(path))
+    try:
+        f = TrajectoryFile(path, t_key=t_key, y_key=y_key, mask_key=mask_key)
+    except DataFormatError as err:
+        report.problems = list(err.problems)
+        report.n_problems = len(err.problems)
+        return report
+    with f:
+        report.layout = f.layout
+        report.n_trajectories, report.n_times, report.dim = f.n, f.n_times, f.dim
+        try:
+            report.problems, report.n_problems, report.failed = f.check_values(max_problems)
+        except UnreadableFileError as err:
+            report.problems, report.n_problems = [err], 1
+    return report
+
+
+def open_trajectories(
+    path: str | os.PathLike,
+    *,
+    t_key: str | None = None,
+    y_key: str | None = None,
+    mask_key: str | None = None,
+    check: bool = True,
+) -> TrajectoryFile:
+    """Open a trajectory file for reading, after validating it (``check=False`` skips the value
+    checks, not the structural ones).
+
+    Raises :class:`~symflow.data.schema.UnreadableFileError` (not HDF5, truncated, corrupt),
+    :class:`~symflow.data.schema.IncompleteFileError` (interrupted writer),
+    :class:`~symflow.data.schema.SchemaError` (schema name or version, missing or mis-shaped
+    dataset) or :class:`~symflow.data.schema.TrajectoryError` (a trajectory's values), each naming
+    the file, the trajectory where there is one, and what was expected.
+    """
+    f = TrajectoryFile(path, t_key=t_key, y_key=y_key, mask_key=mask_key)
+    if check:
+        try:
+            problems, total, _ = f.check_values()
+        except BaseException:
+            f.close()
+            raise
+        if problems:
+            f.close()
+            report = ValidationReport(str(path), f.layout, f.n, f.n_times, f.dim, problems, total)
+            raise report.error()
+    return f
