@@ -157,19 +157,31 @@ def train_node(
     overwrite: bool = False,
     progress: bool = True,
     evaluate: bool = True,
+    stop_at: int | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a neural ODE; returns the summary written to ``out/summary.json``."""
+    """Train (or resume) a neural ODE; returns the summary written to ``out/summary.json``.
+
+    ``stop_at`` ends this invocation at that step with a checkpoint (the learning-rate schedule
+    still spans ``cfg.steps``); ``resume=True`` continues from it.
+    """
     cfg.validate()
     info = D.setup(cfg.device)
     try:
         return _train(
-            cfg, Path(out), info, resume=resume, overwrite=overwrite, progress=progress, evaluate=evaluate
+            cfg,
+            Path(out),
+            info,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+            evaluate=evaluate,
+            stop_at=stop_at,
         )
     finally:
         D.teardown()
 
 
-def _train(cfg, out, info, *, resume, overwrite, progress, evaluate):
+def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     seed_everything(cfg.seed)
     probe, train_ds, val_ds = _datasets(cfg)
     dim = probe.dim
@@ -229,7 +241,7 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate):
             return {"loss": D.all_mean(float(objective(val_batch.ts, val_batch.ys, val_batch.mask)), info)}
 
     started = time.perf_counter()
-    last = trainer.fit(loss_fn, validate=validate, validate_every=cfg.val_every)
+    last = trainer.fit(loss_fn, validate=validate, validate_every=cfg.val_every, stop_at=stop_at)
     summary: dict[str, Any] = {
         "steps": trainer.step,
         "train_loss": last.get("loss"),

@@ -122,15 +122,18 @@ class Trainer:
         *,
         validate: Callable[[], dict[str, Any]] | None = None,
         validate_every: int | None = None,
+        stop_at: int | None = None,
     ) -> dict[str, Any]:
-        """Run from the current step to ``steps``; returns the last logged metrics."""
+        """Run from the current step to ``steps`` (or to ``stop_at``, checkpointing there: a long run
+        split into several invocations, e.g. under a job time limit); returns the last logged metrics."""
+        end = self.steps if stop_at is None else min(self.steps, int(stop_at))
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main_thread else None
         last: dict[str, Any] = {}
         bar = progress_bar(total=self.steps, initial=self.step, desc=self.description, enabled=self.progress)
         started = time.perf_counter()
         try:
-            while self.step < self.steps:
+            while self.step < end:
                 out = loss_fn(self.step)
                 loss = out["loss"]
                 value = float(loss.detach())

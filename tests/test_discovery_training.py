@@ -1,0 +1,182 @@
+"""Training neural ODEs from trajectory files: runs, resume, reload, DDP with gloo, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from symflow.data import TrajectoryDataset, collate_trajectories, simulate
+from symflow.discovery import TrajectoryObjective, build_model
+from symflow.discovery.training import NodeConfig, load_node, train_node
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def hh_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "hh.h5"
+    simulate(
+        "henon_heiles",
+        24,
+        6.0,
+        output=path,
+        sampling="irregular",
+        n_obs=12,
+        noise=1e-3,
+        seed=3,
+        rtol=1e-9,
+        atol=1e-11,
+        progress=False,
+    )
+    return path
+
+
+def small_config(path: Path, **kw) -> NodeConfig:
+    base = dict(
+        data=str(path),
+        model="hnn",
+        width=16,
+        depth=2,
+        steps=6,
+        batch_size=4,
+        window=4,
+        val_every=3,
+        checkpoint_every=3,
+        log_every=1,
+        rtol=1e-5,
+        atol=1e-7,
+        seed=1,
+    )
+    base.update(kw)
+    return NodeConfig(**base)
+
+
+def test_a_run_writes_config_metrics_checkpoint_and_summary(hh_file, tmp_path):
+    summary = train_node(small_config(hh_file), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert {"config.json", "metrics.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
+    assert summary["steps"] == 6 and summary["val_loss"] is not None
+    assert "trajectory_rel_error_median" in summary["evaluation"]  # compared with the true system
+    model = load_node(run)
+    assert sum(p.numel() for p in model.parameters()) == summary["parameters"]
+
+
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(hh_file, tmp_path):
+    train_node(small_config(hh_file, steps=6), tmp_path / "a", progress=False, evaluate=False)
+    train_node(small_config(hh_file, steps=6), tmp_path / "b", stop_at=3, progress=False, evaluate=False)
+    train_node(small_config(hh_file, steps=6), tmp_path / "b", resume=True, progress=False, evaluate=False)
+    a, b = load_node(tmp_path / "a"), load_node(tmp_path / "b")
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    losses = lambda d: [r["loss"] for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]  # noqa: E731
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+
+
+def test_backprop_and_adjoint_runs_both_train(hh_file, tmp_path):
+    for adjoint in (True, False):
+        s = train_node(
+            small_config(hh_file, adjoint=adjoint, model="mlp", activation="tanh"),
+            tmp_path / str(adjoint),
+            progress=False,
+            evaluate=False,
+        )
+        assert s["train_loss"] > 0
+
+
+def _ddp_worker(rank: int, world: int, init: str, path: str, out: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)  # as in the parent (conftest): same initial weights
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = build_model("hnn", 4, width=16).double()
+        objective = DDP(TrajectoryObjective(model, rtol=1e-9, atol=1e-11))
+        ds = TrajectoryDataset(path, window=5, seed=0, dtype=torch.float64)
+        batch = collate_trajectories([ds[i] for i in range(rank, 8, world)])  # this rank's shard
+        objective(batch.ts, batch.ys, batch.mask).backward()
+        torch.save([p.grad for p in model.parameters()], f"{out}/grad{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_gradients_with_two_gloo_processes_equal_one_process_on_the_global_batch(hh_file, tmp_path):
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_ddp_worker, args=(2, init, str(hh_file), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = build_model("hnn", 4, width=16).double()
+    ds = TrajectoryDataset(hh_file, window=5, seed=0, dtype=torch.float64)
+    batch = collate_trajectories([ds[i] for i in range(8)])
+    TrajectoryObjective(model, rtol=1e-9, atol=1e-11)(batch.ts, batch.ys, batch.mask).backward()
+    for rank in (0, 1):
+        ddp = torch.load(tmp_path / f"grad{rank}.pt", weights_only=True)
+        for g_ddp, p in zip(ddp, model.parameters()):
+            torch.testing.assert_close(g_ddp, p.grad, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+    reason="torchrun not installed",
+)
+def test_the_same_cli_command_runs_under_torchrun(hh_file, tmp_path):
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "SYMFLOW_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    cmd = [
+        torchrun,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "symflow.cli.main",
+        "train",
+        "node",
+        "--data",
+        str(hh_file),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--window",
+        "4",
+        "--width",
+        "16",
+        "--no-eval",
+        "--quiet",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["steps"] == 4
+
+
+def test_cli_reports_a_missing_data_file_in_one_line(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "symflow.cli.main",
+            "train",
+            "node",
+            "--data",
+            str(tmp_path / "no.h5"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode == 1
+    assert "no such file" in out.stderr and "Traceback" not in out.stderr
