@@ -39,7 +39,7 @@ def test_absolute_error_when_the_initial_energy_is_zero():
 
 def test_drift_exponent_separates_bounded_verlet_from_drifting_rk4():
     y0 = OSC.sample(4, seed=0)
-    ts = torch.linspace(0.0, 2000.0, 4001, dtype=torch.float64)
+    ts = torch.linspace(0.0, 1000.0, 2001, dtype=torch.float64)
     verlet = energy_error(IntegratorSource.for_system(OSC, "verlet", dt=0.1).trajectory(y0, ts), OSC)
     rk4 = energy_error(IntegratorSource.for_system(OSC, "rk4", dt=0.1).trajectory(y0, ts), OSC)
     assert verlet.drift_exponent.abs().max() < 0.1 and not verlet.drifting.any()

@@ -147,3 +147,19 @@ def test_diagnose_writes_every_figure_and_a_valid_report(tmp_path):
         image(tmp_path / fig["png"])
     assert report["poincare"]["n_orbits"] == 8 and result.section is not None
     assert report["energy"]["true"]["n_samples"] == 8 and report["structure"]["max_defect"] < 1e-12
+
+
+def test_example_runs_in_quick_mode(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "poincare_sections.py"
+    spec = importlib.util.spec_from_file_location("poincare_sections_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    reports = module.main(["--quick", "--out", str(tmp_path)])
+    verlet, rk4 = reports["verlet_dt0.1"], reports["rk4_dt0.5"]
+    assert verlet["structure"]["max_defect"] < 1e-12 < rk4["structure"]["max_defect"]
+    assert verlet["poincare"]["distance"]["median"] < rk4["poincare"]["distance"]["median"]
+    for key in reports:
+        load_report(tmp_path / key / "report.json")

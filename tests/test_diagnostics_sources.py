@@ -119,6 +119,22 @@ def test_flow_map_composition_is_n_delta_after_n_big_steps():
         torch.testing.assert_close(rows[i], src.flow(float(durations[i]), y[i : i + 1])[0])
 
 
+def test_flow_map_trajectory_marches_the_skeleton_once_and_matches_flow():
+    calls = []
+
+    def phi(t, y):
+        calls.append(1)
+        return y + t.unsqueeze(-1) * torch.cat([y[..., 1:], -y[..., :1]], -1)
+
+    src = FlowMapSource(phi, max_step=0.25)
+    y0 = OSC.sample(3, seed=5)
+    ts = torch.tensor([0.0, 0.1, 0.25, 0.3, 0.9, 2.0], dtype=torch.float64)
+    traj = src.trajectory(y0, ts)
+    assert len(calls) <= 2 * 8 + 1  # skeleton steps plus one batched call per distinct n
+    for k, t in enumerate(ts.tolist()):
+        torch.testing.assert_close(traj.y[:, k], src.flow(t, y0))
+
+
 def test_integrator_source_per_sample_durations_match_single_solves():
     src = IntegratorSource.for_system(HH, "dopri5", rtol=1e-10, atol=1e-12)
     y = HH.sample(3, seed=3, energy=1 / 10)

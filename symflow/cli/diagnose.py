@@ -60,7 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--samples",
         type=int,
-        default=500,
         help="time points per sampled trajectory (no input file; default 500)",
     )
     p.add_argument("--poincare", action="store_true", help="compute Poincaré sections")
@@ -108,7 +107,7 @@ def resolve_input(args: argparse.Namespace) -> Resolved:
         )
     if args.energy is not None:
         raise CLIError("--energy applies to sampled initial conditions only (no input file)")
-    if args.samples != 500:
+    if args.samples is not None:
         raise CLIError("--samples applies to sampled trajectories only (no input file)")
     traj = load_trajectory_file(path)
     name = args.system or traj.system
@@ -155,8 +154,9 @@ def run(args: argparse.Namespace) -> int:
     from symflow.diagnostics import diagnose
 
     for name in ("orbits", "samples"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name} must be a positive integer, got {value}")
     if not args.t_end > 0:
         raise CLIError(f"--t-end must be positive, got {args.t_end:g}")
     found = resolve_input(args)
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         orbits=args.orbits,
         t_end=args.t_end,
         energy_level=args.energy,
-        samples=args.samples,
+        samples=args.samples or 500,
         seed=args.seed,
         poincare=args.poincare,
         pdf=args.pdf,

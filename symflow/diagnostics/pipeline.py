@@ -60,11 +60,11 @@ def diagnose(
     samples: int = 500,
     seed: int = 0,
     poincare: bool = False,
-    reference: FlowSource | None = None,
+    reference: FlowSource | PoincareSection | None = None,
     learned_hamiltonian: Callable[[Tensor], Tensor] | None = None,
     structure_states: int = 32,
     structure_times: tuple[float, ...] | None = None,
-    compare_span: float = 50.0,
+    compare_span: float = 30.0,
     pdf: bool = False,
     progress: bool = False,
     settings: Mapping[str, Any] | None = None,
@@ -81,8 +81,9 @@ def diagnose(
             ``t_end`` on ``samples`` time points.
         orbits: number of orbits (sampled, or the first ones of ``trajectories``).
         poincare: compute the section of those orbits to ``t_end``.
-        reference: a second map whose section the first is scored against (``section_distance``);
-            by default, for a flow-map source, the system's field integrated with dopri5.
+        reference: a second map whose section the first is scored against (``section_distance``),
+            or its section already computed for the same orbits and ``t_end``; by default, for a
+            flow-map source, the system's field integrated with dopri5 (rtol 1e-10).
         learned_hamiltonian: a learned ``H(y)`` reported next to the true one.
         structure_states, structure_times: states and durations of the structure diagnostics
             (default durations: one and ten steps of the map, or 0.1 and 1).
@@ -133,14 +134,23 @@ def diagnose(
         section = poincare_section(source, y0, float(t_end), progress=progress)
         if reference is None and isinstance(source, FlowMapSource):
             reference = IntegratorSource.for_system(system, "dopri5", rtol=1e-10, atol=1e-12)
-        if reference is not None:
+        if isinstance(reference, PoincareSection):
+            ref_section = reference
+            if ref_section.n_orbits != y0.shape[0] or ref_section.t_end != float(t_end):
+                raise InvalidArgumentError(
+                    "reference",
+                    f"a section of {ref_section.n_orbits} orbits to t = {ref_section.t_end:g}",
+                    f"a section of the same {y0.shape[0]} orbits to t = {float(t_end):g}",
+                )
+        elif reference is not None:
             log(f"reference section with {reference.name}")
             ref_section = poincare_section(reference, y0, float(t_end), progress=progress)
+        if ref_section is not None:
             dist = section_distance(ref_section, section)
             finite = dist[torch.isfinite(dist)]
             distance_info = {
                 "kind": "chamfer",
-                "reference": reference.name,
+                "reference": ref_section.source,
                 "median": float(finite.median()) if finite.numel() else None,
                 "max": float(dist.max()) if dist.numel() else None,
                 "orbits_without_crossings": int((~torch.isfinite(dist)).sum()),
@@ -150,7 +160,7 @@ def diagnose(
                 section,
                 out / "poincare_section",
                 reference=ref_section,
-                names=(reference.name if reference is not None else "reference", source.name),
+                names=(ref_section.source if ref_section is not None else "reference", source.name),
                 pdf=pdf,
             )
         )

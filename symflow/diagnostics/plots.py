@@ -91,7 +91,7 @@ def plot_section(
     n = max(section.n_orbits, 1)
     cmap = "turbo"
     scatter = None
-    for ax, (label, sec) in zip(axes, panels):
+    for k, (ax, (label, sec)) in enumerate(zip(axes, panels)):
         pts = _np(sec.points)
         size = point_size if point_size is not None else max(0.3, min(6.0, 3000.0 / max(len(pts), 1)))
         scatter = ax.scatter(
@@ -106,7 +106,8 @@ def plot_section(
             rasterized=len(pts) > 20000,
         )
         ax.set_xlabel(sec.labels[0])
-        ax.set_ylabel(sec.labels[1])
+        if k == 0:  # shared y axis: label it once
+            ax.set_ylabel(sec.labels[1])
         ax.set_title(f"{label}\n{len(sec)} crossings", fontsize=10)
         ax.grid(True, alpha=0.25)
     if scatter is not None:

@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from symflow.integrators import Event, InvalidArgumentError, solve
+from symflow.integrators import Event, InvalidArgumentError, Status, solve
 from symflow.systems import HamiltonianSystem, PoincareSurface
 
 from .sources import FlowSource, IntegratorSource, as_source
@@ -150,8 +150,8 @@ def poincare_section(
         stride: grid spacing ``Δ`` that brackets crossings with ``locate="map"`` (default: ``dt`` for
             fixed-step integrators, ``Δt`` for flow maps, 0.1 otherwise). It must be shorter than the
             time between two crossings of ``g = 0`` in either direction, or pairs of them are missed.
-        segment_steps: grid steps per segment (default: at most ~32 MB of states each, and about 25
-            segments when ``progress`` shows a bar).
+        segment_steps: grid steps per segment (default: at most 2000 and ~32 MB of states each, and
+            about 25 segments when ``progress`` shows a bar).
         tol: stop root finding when ``|G| ≤ tol`` (default: 0, i.e. until ``τ`` stops moving at
             round-off).
         max_iter: root-finding iterations per crossing.
@@ -182,11 +182,13 @@ def poincare_section(
             raise InvalidArgumentError(
                 "locate", locate, f"'map' for a {type(src).__name__} (solver events need an integrator)"
             )
-        if stride is not None or tol is not None:
+        if stride is not None or tol is not None or segment_steps is not None:
             raise InvalidArgumentError(
-                "stride/tol", (stride, tol), "no stride or tol with locate='events' (map-only options)"
+                "stride/tol/segment_steps",
+                (stride, tol, segment_steps),
+                "none of them with locate='events' (options of locate='map')",
             )
-        return _by_events(src, y0, float(t_end), surface, segment_steps, progress)
+        return _by_events(src, y0, float(t_end), surface, progress)
     step = float(stride) if stride is not None else src.default_stride
     if step > src.max_step * (1 + 1e-12):
         raise InvalidArgumentError("stride", step, f"at most the map's max_step {src.max_step:g}")
@@ -236,14 +238,15 @@ def _segments(t_end: float, step: float, per_segment: int) -> list[list[float]]:
 
 
 def _per_segment(b: int, d: int, itemsize: int, total: int, segment_steps: int | None, progress: bool) -> int:
-    """Grid steps per segment: at most ~32 MB of states; about 25 segments when a progress bar shows.
+    """Grid steps per segment: at most 2000 and ~32 MB of states; about 25 segments with a progress bar.
 
-    Fewer segments mean fewer (larger) batched root findings, each with a fixed cost.
+    Fewer segments mean fewer (larger) batched root findings, each with a fixed cost; the cap keeps one
+    segment's solve well inside ``solve``'s ``max_steps`` at any reasonable tolerance.
     """
     if segment_steps is not None:
         return segment_steps
     memory = (32 << 20) // max(1, b * d * itemsize)
-    return int(max(16, min(memory, math.ceil(total / 25) if progress else total)))
+    return int(max(16, min(memory, 2000, math.ceil(total / 25) if progress else total)))
 
 
 def _progress(total: int, enabled: bool, what: str):
@@ -269,10 +272,10 @@ def _by_map(
     ts, ys, orbits = [], [], []
     y = y0
     t_start = 0.0
-    alive = torch.ones(b, dtype=torch.bool, device=y0.device)
+    status = torch.zeros(b, dtype=torch.int8, device=y0.device)
     with torch.no_grad(), _progress(len(segments), progress, "Poincaré section") as bar:
         for durations in segments:
-            states = src.march(y, durations)  # (B, K + 1, D)
+            states, seg_status = src.march(y, durations)  # (B, K + 1, D)
             g = _g(surface, states)  # (B, K + 1)
             hit = _crossed(g[:, :-1], g[:, 1:], surface.direction)
             if bool(hit.any()):
@@ -293,11 +296,13 @@ def _by_map(
                 ts.append(t_start + offsets[k] + tau)
                 ys.append(yc)
                 orbits.append(rows)
-            alive &= torch.isfinite(states[:, -1]).all(-1)
+            # The first failure of an orbit is its status; a map without one fails by non-finite states.
+            if seg_status is None:
+                seg_status = torch.where(torch.isfinite(states[:, -1]).all(-1), 0, int(Status.NONFINITE))
+            status = torch.where(status == 0, seg_status.to(torch.int8), status)
             y = states[:, -1]
             t_start += sum(durations)
             bar.update(1)
-    status = torch.where(alive, 0, 3).to(torch.int8)  # 3 = Status.NONFINITE: the orbit blew up
     return _assemble(ts, ys, orbits, y0, b, surface, status, t_end, src.name)
 
 
@@ -444,14 +449,12 @@ def _by_events(
     y0: Tensor,
     t_end: float,
     surface: PoincareSurface,
-    segment_steps: int | None,
     progress: bool,
 ) -> PoincareSection:
     b = y0.shape[0]
-    # Segments only serve the progress bar (the solver's events need no grid).
-    n_seg = 1 if not progress else max(1, min(100, math.ceil(t_end / 10.0)))
-    if segment_steps is not None:
-        n_seg = max(1, math.ceil(t_end / (segment_steps * 0.1)))
+    # The solver's events need no grid: segments of at most 200 time units keep each solve well inside
+    # its max_steps, and give the progress bar something to count.
+    n_seg = max(math.ceil(t_end / 200.0), min(25, math.ceil(t_end / 10.0)) if progress else 1)
     edges = [t_end * i / n_seg for i in range(n_seg + 1)]
     event = Event(lambda t, y: surface.g(y), surface.direction, surface.description)
     ts, ys, orbits = [], [], []

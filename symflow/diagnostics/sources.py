@@ -266,13 +266,15 @@ class FlowSource(ABC):
         """Grid spacing used to bracket Poincaré crossings when none is given."""
         return min(self.max_step, 0.1)
 
-    def march(self, y: Tensor, durations: list[float]) -> Tensor:
-        """States after each of the consecutive ``durations``: ``(B, K + 1, D)`` including ``y``."""
+    def march(self, y: Tensor, durations: list[float]) -> tuple[Tensor, Tensor | None]:
+        """States after each of the consecutive ``durations``, ``(B, K + 1, D)`` including ``y``, and
+        the per-sample :class:`~symflow.integrators.Status` of the propagation where known (else
+        ``None``; a failed map shows as non-finite states)."""
         out = [y]
         for d in durations:
             y = self.flow(d, y)
             out.append(y)
-        return torch.stack(out, dim=1)
+        return torch.stack(out, dim=1), None
 
     def trajectory(self, y0: Tensor, ts: Tensor, *, progress: bool = False) -> Trajectories:
         """States at the times ``ts`` (shared ``(T,)``), starting at ``y0`` at ``ts[0]``.
@@ -369,11 +371,13 @@ class IntegratorSource(FlowSource):
         out = self._solve(y, ts)[..., -1, :]
         return torch.where(zero.unsqueeze(-1), y, out)
 
-    def march(self, y: Tensor, durations: list[float]) -> Tensor:
+    def march(self, y: Tensor, durations: list[float]) -> tuple[Tensor, Tensor | None]:
         times = [0.0]
         for d in durations:
             times.append(times[-1] + d)
-        return self._solve(y, torch.tensor(times, dtype=y.dtype, device=y.device))
+        grid = torch.tensor(times, dtype=y.dtype, device=y.device)
+        sol = solve(self.f, y, grid, self.method, throw=False, **self.options)
+        return sol.ys, sol.status
 
     def trajectory(self, y0: Tensor, ts: Tensor, *, progress: bool = False) -> Trajectories:
         y0, ts = _check_y0_ts(y0, ts)
@@ -494,6 +498,35 @@ class FlowMapSource(FlowSource):
             moved = self._call(torch.sign(t) * big, y)
             y = torch.where((n > k).unsqueeze(-1), moved, y)
         return self._call(rest, y)
+
+    def trajectory(self, y0: Tensor, ts: Tensor, *, progress: bool = False) -> Trajectories:
+        """``N(t − nΔt) ∘ N(Δt)ⁿ (y0)`` at every time, marching the skeleton ``N(Δt)ⁿ`` once.
+
+        Outputs that share ``n`` are evaluated in one batched call of the map.
+        """
+        y0, ts = _check_y0_ts(y0, ts)
+        if not math.isfinite(self.max_step):
+            return super().trajectory(y0, ts, progress=progress)
+        b, d = y0.shape
+        offsets = ts - ts[0]
+        n_k = torch.floor(offsets / self.max_step * (1 + 1e-12)).long()
+        rest = (offsets - n_k * self.max_step).clamp(min=0.0)
+        out = y0.new_empty(b, ts.shape[0], d)
+        y = y0
+        last = int(n_k.max())
+        with torch.no_grad(), _bar(last + 1, progress, "trajectories") as bar:
+            for n in range(last + 1):
+                idx = (n_k == n).nonzero().flatten()
+                if idx.numel():
+                    taus = rest[idx].repeat_interleave(b)  # (len(idx)·B,): output-major
+                    states = y.repeat(idx.numel(), 1)
+                    moved = self._call(taus, states)
+                    moved = torch.where((taus == 0).unsqueeze(-1), states, moved)
+                    out[:, idx] = moved.reshape(idx.numel(), b, d).transpose(0, 1)
+                if n < last:
+                    y = self._call(self.max_step, y)
+                bar.update(1)
+        return _as_trajectories(out, ts, self)
 
 
 def as_source(obj: Any, **kwargs: Any) -> FlowSource:
