@@ -163,3 +163,16 @@ def test_example_runs_in_quick_mode(tmp_path):
     assert verlet["poincare"]["distance"]["median"] < rk4["poincare"]["distance"]["median"]
     for key in reports:
         load_report(tmp_path / key / "report.json")
+
+
+def test_a_flow_map_with_a_learned_hamiltonian_reports_both_energies(tmp_path):
+    from symflow.diagnostics import FlowMapSource
+
+    exact_ish = IntegratorSource.for_system(HH, "yoshida4", dt=0.05)
+    model = FlowMapSource(
+        lambda t, y: exact_ish.flow(t, y), max_step=0.2, system=HH, hamiltonian=lambda y: 1.05 * HH.energy(y)
+    )
+    result = diagnose(tmp_path, system=HH, source=model, orbits=3, t_end=6.0, samples=31, energy_level=0.1)
+    assert set(result.report["energy"]) == {"true", "learned"}
+    assert result.report["energy"]["learned"]["max_error"] < 1e-3  # a scaled H is conserved as well
+    assert result.report["poincare"] is None
