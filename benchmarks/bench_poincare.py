@@ -18,6 +18,8 @@ Run: ``python -m benchmarks.bench_poincare [--quick] [--threads N]``.
 from __future__ import annotations
 
 import argparse
+import os
+import time
 
 import numpy as np
 import torch
@@ -79,17 +81,32 @@ def main(quick: bool = False, threads: int = 1) -> dict:
     y0_np = y0.numpy()
 
     poincare_section(src, y0[:8], 5.0)  # warm-up (first-call allocations), untimed
-    # One timed run per case, round-robin in one process (runs of minutes: one repeat suffices).
+    load_before = os.getloadavg()[0]
+    # One timed run per case, round-robin in one process (runs of minutes: one repeat suffices). Both
+    # sides are single-threaded, so the process CPU time of each case is recorded too: on a machine
+    # shared with other jobs it is the steadier measure (wall time includes waiting for a core).
     out: dict[str, object] = {}
+    cpu: dict[str, float] = {}
+
+    def case(name, fn):
+        def run():
+            c0 = time.process_time()
+            out[name] = fn()
+            cpu[name] = time.process_time() - c0
+
+        return run
+
     cases = {
-        "map": lambda: out.__setitem__("map", poincare_section(src, y0, t_end, locate="map")),
-        "scipy": lambda: out.__setitem__("scipy", scipy_sections(y0_np[subset], t_end, "RK45", RTOL, ATOL)),
-        "events": lambda: out.__setitem__("events", poincare_section(src, y0, t_end, locate="events")),
+        "map": case("map", lambda: poincare_section(src, y0, t_end, locate="map")),
+        "scipy": case("scipy", lambda: scipy_sections(y0_np[subset], t_end, "RK45", RTOL, ATOL)),
+        "events": case("events", lambda: poincare_section(src, y0, t_end, locate="events")),
     }
     times = interleaved(cases, repeat=1, warmup=0)
+    load_after = os.getloadavg()[0]
     t_map, t_peer, t_ev = (times[k]["median"] for k in ("map", "scipy", "events"))
     sec_map, peer, sec_ev = out["map"], out["scipy"], out["events"]
     per_orbit = t_peer / n_subset
+    cpu_peer = cpu["scipy"] / n_subset * n_orbits
     print(f"symflow map {t_map:.1f} s, events {t_ev:.1f} s; scipy {per_orbit:.3f} s/orbit", flush=True)
 
     t_check = min(50.0, t_end)
@@ -106,6 +123,9 @@ def main(quick: bool = False, threads: int = 1) -> dict:
             "ours": t_map,
             "peer": peer_total,
             "ratio": peer_total / t_map,
+            "ours cpu": cpu["map"],
+            "peer cpu": cpu_peer,
+            "cpu ratio": cpu_peer / cpu["map"],
             "crossings": len(sec_map),
             f"max err t≤{t_check:g}": err_map,
             f"peer max err t≤{t_check:g}": err_peer,
@@ -115,6 +135,9 @@ def main(quick: bool = False, threads: int = 1) -> dict:
             "ours": t_ev,
             "peer": peer_total,
             "ratio": peer_total / t_ev,
+            "ours cpu": cpu["events"],
+            "peer cpu": cpu_peer,
+            "cpu ratio": cpu_peer / cpu["events"],
             "crossings": len(sec_ev),
             f"max err t≤{t_check:g}": err_ev,
             f"peer max err t≤{t_check:g}": err_peer,
@@ -125,11 +148,13 @@ def main(quick: bool = False, threads: int = 1) -> dict:
         f"symflow `poincare_section` in one batched call vs a SciPy `solve_ivp(RK45, events=...)` loop, both "
         f"Dormand–Prince 5(4) at rtol = atol = {RTOL:g}, {threads} torch thread(s). The SciPy loop was timed "
         f"on a random subset of {n_subset} orbits ({t_peer:.1f} s, {per_orbit:.3f} s per orbit) and scaled "
-        f"per orbit to {n_orbits}; 'ours'/'peer' are seconds, ratio = peer/ours. Accuracy: max "
+        f"per orbit to {n_orbits}; 'ours'/'peer' are wall seconds, ratio = peer/ours; 'cpu' columns are "
+        f"process CPU seconds of the same runs (both sides single-threaded). Accuracy: max "
         f"|Δ(y, p_y)| of crossings with t ≤ {t_check:g} against SciPy DOP853 at rtol 1e-12 on the subset "
         f"({100 * same:.0f}% of subset orbits have identical crossing counts there); over the whole run "
         f"the subset's crossings per orbit are {counts.mean():.1f} (symflow) and "
-        f"{peer_counts.mean():.1f} (SciPy)."
+        f"{peer_counts.mean():.1f} (SciPy). Machine load average (1 min) {load_before:.1f} before and "
+        f"{load_after:.1f} after the timed runs on {os.cpu_count()} cores: other jobs shared the CPU."
     )
     payload = {"description": description, "rows": rows}
     for row in rows:

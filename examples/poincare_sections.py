@@ -3,7 +3,7 @@
     python examples/poincare_sections.py            # 200 orbits at E = 1/8 to t = 1000
     python examples/poincare_sections.py --quick    # 16 orbits to t = 100 (< 1 minute on a CPU)
 
-Learned flow maps (SympFlow, PINNs) plug into the diagnostics as ``FlowMapSource(model.flow, Δt)``.
+Learned flow maps (SympFlow, PINNs) plug into the diagnostics as ``FlowMapSource.from_model(model)``.
 This example uses two stand-ins with known character, one step of a classical integrator taken as the
 map ``N(τ, y)`` for ``τ ≤ Δt``:
 

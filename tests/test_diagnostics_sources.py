@@ -19,7 +19,7 @@ from symflow.diagnostics import (
     from_solution,
     load_trajectory_file,
 )
-from symflow.integrators import CapabilityError, InvalidArgumentError, solve
+from symflow.integrators import CapabilityError, InvalidArgumentError, UnknownNameError, solve
 
 HH = S.get_system("henon_heiles")
 OSC = S.get_system("harmonic_oscillator")
@@ -159,6 +159,10 @@ def test_exact_and_integrated_trajectories_agree():
 def test_source_construction_errors():
     with pytest.raises(InvalidArgumentError, match="dt"):
         IntegratorSource.for_system(HH, "verlet")
+    with pytest.raises(UnknownNameError, match="did you mean 'rtol'"):
+        IntegratorSource.for_system(HH, "dopri5", rtoll=1e-8)
+    with pytest.raises(InvalidArgumentError, match="events"):
+        IntegratorSource.for_system(HH, "dopri5", events=lambda t, y: y[..., 0])
     with pytest.raises(CapabilityError, match="exact flow"):
         ExactFlowSource(HH)
     with pytest.raises(InvalidArgumentError, match="max_step"):

@@ -17,7 +17,7 @@ from symflow.diagnostics import (
     symplectic_defect,
     volume_error,
 )
-from symflow.integrators import InvalidArgumentError
+from symflow.integrators import CapabilityError, InvalidArgumentError
 
 HH = S.get_system("henon_heiles")
 DP = S.get_system("double_pendulum")
@@ -59,6 +59,28 @@ def test_defect_is_order_one_for_a_random_mlp_map():
     report = structure(src, HH.sample(16, seed=2), [1.0])
     assert report.defect.median() > 0.1
     assert report.source == "random MLP"
+
+
+def test_a_learned_model_is_wrapped_from_its_step_and_hamiltonian():
+    gl4 = IntegratorSource.for_system(HH, "gl4", dt=0.05)
+
+    class Model(torch.nn.Module):  # the interface of symflow.learners flow maps: model(t, x0), .dt
+        dt = 0.2
+
+        def forward(self, t, x0):
+            return gl4.flow(t, x0)
+
+        def hamiltonian(self, y):
+            return 1.01 * HH.energy(y)
+
+    src = FlowMapSource.from_model(Model(), system=HH)
+    assert src.max_step == 0.2 and src.hamiltonian is not None and not src.backward
+    report = structure(src, HH.sample(3, seed=0), [0.2, 0.5])
+    assert report.reversibility is None and report.defect.max() < 1e-12
+    with pytest.raises(CapabilityError, match="backwards"):
+        structure(src, HH.sample(3, seed=0), [0.2], reversibility=True)
+    with pytest.raises(InvalidArgumentError, match=r"model\.dt"):
+        FlowMapSource.from_model(lambda t, x: x)
 
 
 def test_exact_flows_are_symplectic_and_reversible():

@@ -3,7 +3,8 @@
 Diagnostics accept anything that maps states forward (:mod:`.sources`): a
 :class:`~symflow.integrators.Solution` or an HDF5 trajectory file (as :class:`Trajectories`), a
 vector field integrated by ``solve`` or an integrator step (:class:`IntegratorSource`), a system's
-exact flow (:class:`ExactFlowSource`), or a learned flow map ``phi(t, y0)`` (:class:`FlowMapSource`).
+exact flow (:class:`ExactFlowSource`), or a learned flow map ``model(t, x0)``
+(:meth:`FlowMapSource.from_model`).
 
 >>> import symflow.diagnostics as D
 >>> src = D.IntegratorSource.for_system("henon_heiles", "verlet", dt=0.05)

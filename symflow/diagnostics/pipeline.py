@@ -114,7 +114,8 @@ def diagnose(
         hams["learned"] = source.hamiltonian
     log("energy error")
     energy = energy_errors(trajectories, hams)
-    figs.append(plot_energy_error(energy, out / "energy_error", pdf=pdf))
+    title = f"Energy error along {trajectories.origin or 'the trajectories'} ({system.name})"
+    figs.append(plot_energy_error(energy, out / "energy_error", pdf=pdf, title=title))
 
     # Trajectory comparison: the trajectories against the system's field integrated tightly.
     comparison = _comparison_figure(out, system, trajectories, compare_span, pdf)

@@ -13,9 +13,10 @@ Two kinds of input reach the diagnostics:
     :func:`~symflow.integrators.solve` (any method; a fixed ``dt`` turns it into an *integrator step*
     map, adaptive methods use ``rtol``/``atol``);
   - :class:`ExactFlowSource`: a :class:`~symflow.systems.HamiltonianSystem`'s exact flow;
-  - :class:`FlowMapSource`: a flow-map callable ``phi(t, y0) -> y(t)`` valid for ``|t| ≤ Δt`` (how
-    SympFlow/PINN models plug in: ``FlowMapSource(model.flow, max_step=Δt)``). Longer times are the
-    composition ``Φ_t = N(δ) ∘ N(Δt)ⁿ`` with ``n = ⌊t/Δt⌋`` and ``δ = t − nΔt``.
+  - :class:`FlowMapSource`: a flow-map callable ``phi(t, y0) -> y(t)`` valid for ``0 ≤ t ≤ Δt`` (how
+    SympFlow/PINN models plug in: ``FlowMapSource.from_model(model)``, i.e. ``model(t, x0)`` with
+    ``Δt = model.dt``). Longer times are the composition ``Φ_t = N(δ) ∘ N(Δt)ⁿ`` with
+    ``n = ⌊t/Δt⌋`` and ``δ = t − nΔt``.
 
 All sources are autonomous maps: ``flow(t, y)`` is the state a *duration* ``t`` after ``y`` (the
 Hamiltonian systems in the registry and learned flow maps are autonomous). ``t`` is a float or a tensor
@@ -36,7 +37,7 @@ from typing import Any
 
 import torch
 
-from symflow.integrators import CapabilityError, InvalidArgumentError, Solution, get_method, solve
+from symflow.integrators import CapabilityError, InvalidArgumentError, Registry, Solution, get_method, solve
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
 Tensor = torch.Tensor
@@ -246,12 +247,14 @@ class FlowSource(ABC):
         system: the Hamiltonian system behind the map, when known (true energy, default section).
         max_step: the longest duration one call of the underlying map may cover (``inf``: any).
         functorch: whether :meth:`flow` runs under ``torch.func`` transforms (``vmap``/``jacrev``).
+        backward: whether :meth:`flow` accepts negative durations (the reversibility check needs it).
     """
 
     name: str = "flow"
     system: HamiltonianSystem | None = None
     max_step: float = math.inf
     functorch: bool = True
+    backward: bool = True
 
     @abstractmethod
     def flow(self, t: float | Tensor, y: Tensor) -> Tensor:
@@ -319,6 +322,7 @@ class IntegratorSource(FlowSource):
         if not callable(f):
             raise InvalidArgumentError("f", f, "a vector field f(t, y)")
         spec = get_method(method)
+        _check_solve_options(solve_options)
         adaptive = solve_options.get("adaptive", spec.adaptive and dt is None)
         if not adaptive and dt is None:
             raise InvalidArgumentError("dt", dt, f"a step size for the fixed-step method {spec.name!r}")
@@ -425,13 +429,16 @@ class ExactFlowSource(FlowSource):
 
 
 class FlowMapSource(FlowSource):
-    """A flow-map callable ``phi(t, y0) -> y(t)``, valid for ``|t| ≤ max_step``.
+    """A flow-map callable ``phi(t, y0) -> y(t)``, valid for ``0 ≤ t ≤ max_step``.
 
-    This is how learned flow maps (SympFlow, PINNs) plug in: ``FlowMapSource(model.flow, max_step=Δt)``.
+    This is how learned flow maps (SympFlow, PINNs) plug in: ``FlowMapSource.from_model(model)``, or
+    ``FlowMapSource(model, max_step=model.dt, hamiltonian=model.hamiltonian)``.
     ``t`` reaches ``phi`` as a tensor broadcastable against the batch (a 0-d tensor, or ``(B,)`` when
     samples need different durations). Durations longer than ``max_step`` are compositions
     ``N(δ) ∘ N(Δt)ⁿ`` (``n = ⌊|t|/Δt⌋``, ``δ = |t| − nΔt``, signs kept); negative durations are passed
-    through, so the map must accept them for reversibility checks.
+    through only when ``backward=True`` (a model trained on ``[0, Δt]`` says nothing about
+    ``t < 0``, so by default no reversibility is measured for it). :meth:`from_model` wraps a learner
+    that exposes ``model(t, x0)`` on ``[0, model.dt]`` and, optionally, ``model.hamiltonian(y)``.
 
     Args:
         phi: the flow map.
@@ -440,6 +447,7 @@ class FlowMapSource(FlowSource):
         hamiltonian: the learned ``H(y)`` if the model has one (reported next to the true energy).
         name: description for reports.
         functorch: set ``False`` if ``phi`` cannot run under ``torch.func`` transforms.
+        backward: set ``True`` if ``phi`` is meaningful for negative durations (reversibility).
     """
 
     def __init__(
@@ -451,6 +459,7 @@ class FlowMapSource(FlowSource):
         hamiltonian: Callable[[Tensor], Tensor] | None = None,
         name: str = "flow map",
         functorch: bool = True,
+        backward: bool = False,
     ) -> None:
         if not callable(phi):
             raise InvalidArgumentError("phi", phi, "a flow map phi(t, y0) -> y(t)")
@@ -463,7 +472,28 @@ class FlowMapSource(FlowSource):
         self.system = None if system is None else get_system(system)
         self.hamiltonian = hamiltonian
         self.name = name
-        self.functorch = functorch
+        self.functorch = bool(functorch)
+        self.backward = bool(backward)
+
+    @classmethod
+    def from_model(
+        cls, model: Any, *, system: HamiltonianSystem | str | None = None, name: str | None = None
+    ) -> FlowMapSource:
+        """A learned flow map: ``model(t, x0)`` valid on ``[0, model.dt]``; ``model.hamiltonian(y)`` (if
+        the model has one) is reported as the learned energy. Long times are composed here."""
+        dt = getattr(model, "dt", None)
+        if not callable(model) or isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0:
+            raise InvalidArgumentError(
+                "model", model, "a flow-map model called as model(t, x0) with a positive step model.dt"
+            )
+        hamiltonian = getattr(model, "hamiltonian", None)
+        return cls(
+            model,
+            float(dt),
+            system=system,
+            hamiltonian=hamiltonian if callable(hamiltonian) else None,
+            name=name or f"{type(model).__name__} (Δt = {float(dt):g})",
+        )
 
     @property
     def default_stride(self) -> float:
@@ -527,6 +557,28 @@ class FlowMapSource(FlowSource):
                     y = self._call(self.max_step, y)
                 bar.update(1)
         return _as_trajectories(out, ts, self)
+
+
+def _check_solve_options(options: Mapping[str, Any]) -> None:
+    """Unknown ``solve`` options are errors at construction, before any work (did-you-mean)."""
+    import inspect
+
+    known = [
+        name
+        for name, p in inspect.signature(solve).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _OWN_OPTIONS
+    ]
+    for name in options:
+        if name in _OWN_OPTIONS:
+            raise InvalidArgumentError(name, options[name], "no value: the diagnostics set it themselves")
+        if name not in known:
+            registry: Registry[None] = Registry("solve option")
+            for option in known:
+                registry.register(option, None)
+            registry.get(name)  # raises UnknownNameError with suggestions
+
+
+_OWN_OPTIONS = ("dt", "events", "throw")
 
 
 def as_source(obj: Any, **kwargs: Any) -> FlowSource:

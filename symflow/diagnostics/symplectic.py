@@ -94,6 +94,8 @@ def _jacobian_autograd(src: FlowSource, t: float, y: Tensor) -> Tensor:
 def reversibility_error(source: Any, t: float, y: Tensor) -> Tensor:
     """``‖Φ₋ₜ(Φₜ(y)) − y‖₂ / ‖y‖₂`` per state, ``(B,)``."""
     src = as_source(source)
+    if not src.backward:
+        raise CapabilityError(f"{src.name} does not run backwards in time (backward=False)")
     y = _states(y)
     with torch.no_grad():
         back = src.flow(-float(t), src.flow(float(t), y))
@@ -145,14 +147,21 @@ class StructureReport:
 
 
 def structure(
-    source: Any, y: Tensor, times: Any, *, reversibility: bool = True, chunk: int = 256
+    source: Any, y: Tensor, times: Any, *, reversibility: bool | None = None, chunk: int = 256
 ) -> StructureReport:
     """Defect, volume error and (optionally) reversibility of ``Φ_t`` at the states ``y (B, D)``.
 
     ``times`` is a float or a sequence of durations; states are processed ``chunk`` at a time to
-    bound the memory of the Jacobians.
+    bound the memory of the Jacobians. ``reversibility`` defaults to whether the source accepts
+    negative durations (``source.backward``).
     """
     src = as_source(source)
+    if reversibility is None:
+        reversibility = src.backward
+    elif reversibility and not src.backward:
+        raise CapabilityError(
+            f"{src.name} does not run backwards in time (backward=False): no reversibility check"
+        )
     y = _states(y)
     ts = [float(times)] if isinstance(times, (int, float)) else [float(t) for t in times]
     if not ts or any(not math.isfinite(t) or t == 0 for t in ts):
