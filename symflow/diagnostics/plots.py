@@ -294,8 +294,9 @@ def plot_trajectories(
                 _positive(_np(diff[s])),
                 color=colours[si % 10],
                 ls=styles[names.index(name) % len(styles)],
-                label=f"‖{name} − {names[0]}‖, sample {s}",
+                label=f"sample {s}" if len(names) == 2 else f"{name}, sample {s}",
             )
+    ax.set_title(f"distance to {names[0]}", fontsize=9)
     ax.set_yscale("log")
     ax.set_xlabel("time t")
     ax.set_ylabel("state distance")
