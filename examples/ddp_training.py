@@ -27,13 +27,47 @@ from symflow.data import simulate
 def main(quick: bool, out: Path, nproc: int, device: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "hh.h5"
-    simulate("henon_heiles", 32 if quick else 200, 10.0, output=data, sampling="irregular", n_obs=20, noise=1e-3,
-             seed=0, overwrite=True, progress=False)
+    simulate(
+        "henon_heiles",
+        32 if quick else 200,
+        10.0,
+        output=data,
+        sampling="irregular",
+        n_obs=20,
+        noise=1e-3,
+        seed=0,
+        overwrite=True,
+        progress=False,
+    )
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", f"--nproc_per_node={nproc}", "-m", "symflow.cli.main", "train", "node",
-           "--data", str(data), "--out", str(out / "run"), "--overwrite", "--device", device,
-           "--model", "hnn", "--gradient", "explicit", "--width", "32" if quick else "64",
-           "--steps", "6" if quick else "1000", "--batch-size", "8" if quick else "32", "--window", "5"]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "symflow.cli.main",
+        "train",
+        "node",
+        "--data",
+        str(data),
+        "--out",
+        str(out / "run"),
+        "--overwrite",
+        "--device",
+        device,
+        "--model",
+        "hnn",
+        "--gradient",
+        "explicit",
+        "--width",
+        "32" if quick else "64",
+        "--steps",
+        "6" if quick else "1000",
+        "--batch-size",
+        "8" if quick else "32",
+        "--window",
+        "5",
+    ]
     if quick:
         cmd += ["--no-eval", "--quiet"]
     print("running:", " ".join(cmd))
@@ -41,7 +75,9 @@ def main(quick: bool, out: Path, nproc: int, device: str) -> None:
     subprocess.run(cmd, check=True, env=env)
     summary = json.loads((out / "run" / "summary.json").read_text())
     config = json.loads((out / "run" / "config.json").read_text())
-    print(f"world size {config['world_size']}: {summary['steps']} steps, train loss {summary['train_loss']:.3g}")
+    print(
+        f"world size {config['world_size']}: {summary['steps']} steps, train loss {summary['train_loss']:.3g}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,11 +32,33 @@ def main(quick: bool, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "hh.h5"
     n, t_end, n_obs = (24, 6.0, 12) if quick else (200, 20.0, 50)
-    simulate("henon_heiles", n, t_end, output=data, sampling="irregular", n_obs=n_obs, noise=1e-3, seed=0,
-             rtol=1e-10, atol=1e-12, overwrite=True, progress=not quick)
-    cfg = NodeConfig(data=str(data), model="hnn", gradient="explicit", width=64, depth=2,
-                     steps=20 if quick else 2500, batch_size=16 if quick else 64, window=6,
-                     lr=3e-3, val_every=10 if quick else 250, log_every=10 if quick else 50)
+    simulate(
+        "henon_heiles",
+        n,
+        t_end,
+        output=data,
+        sampling="irregular",
+        n_obs=n_obs,
+        noise=1e-3,
+        seed=0,
+        rtol=1e-10,
+        atol=1e-12,
+        overwrite=True,
+        progress=not quick,
+    )
+    cfg = NodeConfig(
+        data=str(data),
+        model="hnn",
+        gradient="explicit",
+        width=64,
+        depth=2,
+        steps=20 if quick else 2500,
+        batch_size=16 if quick else 64,
+        window=6,
+        lr=3e-3,
+        val_every=10 if quick else 250,
+        log_every=10 if quick else 50,
+    )
     summary = train_node(cfg, out / "run", overwrite=True, progress=not quick)
     print(json.dumps(summary.get("evaluation", {}), indent=2))
 
@@ -51,7 +73,9 @@ def main(quick: bool, out: Path) -> None:
     for i in range(3):
         axes[0].plot(truth[i, :, 0], truth[i, :, 1], color=f"C{i}", lw=1.5, label=f"true orbit {i}")
         axes[0].plot(pred[i, :, 0], pred[i, :, 1], color=f"C{i}", lw=1, ls="--", label=f"learned {i}")
-        axes[1].plot(ts, hh.energy(pred[i]) - hh.energy(y0[i]), color=f"C{i}", label=f"true H along learned {i}")
+        axes[1].plot(
+            ts, hh.energy(pred[i]) - hh.energy(y0[i]), color=f"C{i}", label=f"true H along learned {i}"
+        )
     axes[0].set(xlabel="x", ylabel="y", title="Hénon–Heiles, held-out orbits to T = 10")
     axes[0].legend(fontsize=7, ncol=2)
     axes[1].set(xlabel="t", ylabel="H(ŷ(t)) − H(y₀)", title="true energy along the learned trajectories")
