@@ -46,7 +46,7 @@ class NodeConfig:
     model: str = "hnn"
     width: int = 64
     depth: int = 2
-    activation: str = "softplus"
+    activation: str = "tanh"
     gradient: str = "autodiff"  # HNN: torch.func.grad ("autodiff") or the explicit sweep
     method: str = "dopri5"
     rtol: float = 1e-6
