@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import h5py
-import numpy as np
 import pytest
 import torch
 
 import symflow.systems as S
 from symflow.cli import main
+from symflow.data import write_trajectories
 from symflow.diagnostics import load_report
 from symflow.integrators import solve
 
@@ -23,13 +23,12 @@ def h5file(tmp_path_factory):
     y0 = HH.sample(5, seed=7, energy=1 / 10)
     ts = torch.linspace(0, 30, 61, dtype=torch.float64)
     ys = solve(S.vector_field(HH), y0, ts, "rk4", dt=0.05).ys
-    with h5py.File(path, "w") as f:
-        f["t"] = ts.expand(5, 61).numpy()
-        f["y"] = ys.numpy()
-        f["length"] = np.full(5, 61, dtype=np.int32)
-        f.attrs["system"] = "henon_heiles"
-        f.attrs["system_args"] = json.dumps({"lam": 1.0})
-        f.attrs["complete"] = True
+    write_trajectories(
+        path,
+        ts.expand(5, 61).numpy(),
+        ys.numpy(),
+        attrs={"system": "henon_heiles", "system_args": json.dumps({"lam": 1.0})},
+    )
     return path
 
 
@@ -120,10 +119,8 @@ def test_file_mistakes(h5file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run directories" in err and "hh.h5" in err
     unnamed = tmp_path / "unnamed.h5"
-    with h5py.File(h5file, "r") as src, h5py.File(unnamed, "w") as dst:
-        for key in ("t", "y", "length"):
-            dst[key] = src[key][...]
-        dst.attrs["system"] = "unknown"
-        dst.attrs["complete"] = True
+    with h5py.File(h5file, "r") as src:
+        t, y = src["t"][...], src["y"][...]
+    write_trajectories(unnamed, t, y, attrs={"system": "unknown"})
     assert main(["diagnose", str(unnamed), "-o", str(tmp_path / "d")]) == 1
     assert "--system NAME" in capsys.readouterr().err

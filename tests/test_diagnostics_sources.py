@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import symflow.systems as S
+from symflow.data import DataFormatError
 from symflow.diagnostics import (
     ExactFlowSource,
     FlowMapSource,
@@ -26,21 +27,26 @@ OSC = S.get_system("harmonic_oscillator")
 
 
 def write_file(path, *, n=4, steps=6, complete=True, system="henon_heiles", t=None, length=None, status=None):
+    """A schema-conforming file from the data layer's writer (``complete=False`` strips the flag
+    afterwards, as an interrupted writer would leave it)."""
+    from symflow.data import write_trajectories
+
     y0 = HH.sample(n, seed=0, energy=1 / 12)
     grid = torch.linspace(0, 1, steps, dtype=torch.float64) if t is None else t
     ys = solve(S.vector_field(HH), y0, grid, "rk4", dt=0.01).ys
     ts = grid.expand(n, steps).clone() if grid.dim() == 1 else grid
-    with h5py.File(path, "w") as f:
-        f["t"] = ts.numpy()
-        f["y"] = ys.numpy()
-        f["length"] = np.full(n, steps, dtype=np.int32) if length is None else length
-        if status is not None:
-            f["status"] = status
-        f.attrs["schema"] = "symflow.trajectories"
-        f.attrs["system"] = system
-        f.attrs["system_args"] = json.dumps({"lam": 1.0})
-        if complete:
-            f.attrs["complete"] = True
+    write_trajectories(
+        path,
+        ts.numpy(),
+        ys.numpy(),
+        length,
+        status=status,
+        overwrite=True,
+        attrs={"system": system, "system_args": json.dumps({"lam": 1.0})},
+    )
+    if not complete:
+        with h5py.File(path, "r+") as f:
+            del f.attrs["complete"]
     return ts, ys
 
 
@@ -71,7 +77,7 @@ def test_padded_trajectories_keep_their_lengths(tmp_path):
 def test_a_file_without_complete_is_refused(tmp_path):
     path = tmp_path / "partial.h5"
     write_file(path, complete=False)
-    with pytest.raises(InvalidArgumentError, match="complete"):
+    with pytest.raises(DataFormatError, match="complete"):
         load_trajectory_file(path)
 
 
@@ -82,7 +88,7 @@ def test_non_increasing_times_name_the_trajectory(tmp_path):
         t = f["t"][...]
         t[3, 2] = t[3, 1]
         f["t"][...] = t
-    with pytest.raises(InvalidArgumentError, match="trajectory 3 at index"):
+    with pytest.raises(DataFormatError, match="trajectory 3"):
         load_trajectory_file(path)
 
 
@@ -91,7 +97,7 @@ def test_missing_and_foreign_files_are_clear_errors(tmp_path):
         load_trajectory_file(tmp_path / "nope.h5")
     junk = tmp_path / "junk.h5"
     junk.write_text("not hdf5")
-    with pytest.raises(InvalidArgumentError, match="HDF5"):
+    with pytest.raises(DataFormatError, match="HDF5"):
         load_trajectory_file(junk)
 
 

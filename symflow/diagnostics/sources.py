@@ -26,7 +26,6 @@ broadcastable against the batch (``(B,)``: every sample its own duration), as fo
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -129,78 +128,32 @@ def from_solution(sol: Solution, *, system: str | HamiltonianSystem | None = Non
     )
 
 
-def load_trajectory_file(path: str | Path) -> Trajectories:
-    """Read an HDF5 trajectory file written with symflow's schema (version 1, ``DESIGN.md``).
-
-    Datasets ``t (N, T)`` (a shared ``(T,)`` grid is accepted too), ``y (N, T, D)``, ``length (N,)`` and
-    optional ``status (N,)``; root attributes ``system``, ``system_args`` (JSON) and ``complete``.
-    Files without ``complete=True`` (an interrupted write) are refused. Times must be finite and strictly
-    increasing inside each trajectory's length and states finite there; the first offending trajectory
-    is named in the error. This is the one place the diagnostics read files, so it can be swapped for
-    ``symflow.data``'s reader.
-    """
-    import h5py  # imported here: only file inputs need it
+def load_trajectory_file(path: str | Path, **keys: Any) -> Trajectories:
+    """Read a trajectory file through :func:`symflow.data.open_trajectories` (which validates it:
+    schema, completeness, finite strictly increasing times, finite states; errors name the file and
+    the trajectory). ``keys`` (``t_key``, ``y_key``, ``mask_key``) read plain-layout files.
+    Failed trajectories are kept with their status (diagnostics skip them)."""
+    from symflow.data import open_trajectories
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as err:
-        raise InvalidArgumentError("path", str(path), "an HDF5 trajectory file (could not open it)") from err
-    with handle as h5:
-        where = f"{path}"
-        if not bool(h5.attrs.get("complete", False)):
-            raise InvalidArgumentError(
-                where, "a file without complete=True", "a completely written trajectory file (rewrite it)"
-            )
-        missing = [k for k in ("t", "y") if k not in h5]
-        if missing:
-            raise InvalidArgumentError(where, f"no dataset {missing[0]!r}", "datasets 't' and 'y'")
-        y = torch.from_numpy(h5["y"][...])
-        t = torch.from_numpy(h5["t"][...])
-        length = torch.from_numpy(h5["length"][...]).long() if "length" in h5 else None
-        status = torch.from_numpy(h5["status"][...]).to(torch.int8) if "status" in h5 else None
-        system = h5.attrs.get("system", None)
-        raw_args = h5.attrs.get("system_args", "{}")
-    if isinstance(system, bytes):
-        system = system.decode()
-    if isinstance(raw_args, bytes):
-        raw_args = raw_args.decode()
-    try:
-        system_args = json.loads(raw_args) if raw_args else {}
-    except json.JSONDecodeError as err:
-        raise InvalidArgumentError(f"{path}: attribute system_args", raw_args, "a JSON object") from err
-    if not isinstance(system_args, dict):
-        raise InvalidArgumentError(f"{path}: attribute system_args", system_args, "a JSON object")
-    if y.dim() != 3 or not y.is_floating_point():
-        raise InvalidArgumentError(f"{path}: dataset y", y, "floating-point states of shape (N, T, D)")
-    n, steps, _ = y.shape
-    y = y.to(torch.float64)
-    t = t.to(torch.float64)
-    if t.dim() == 1 and t.shape[0] == steps:
-        t = t.expand(n, steps).clone()
-    if tuple(t.shape) != (n, steps):
-        raise InvalidArgumentError(f"{path}: dataset t", t, f"times of shape ({n}, {steps}) or ({steps},)")
-    if length is None:
-        length = torch.full((n,), steps, dtype=torch.long)
-    if tuple(length.shape) != (n,) or bool(((length < 1) | (length > steps)).any()):
-        raise InvalidArgumentError(f"{path}: dataset length", length, f"({n},) values in [1, {steps}]")
-    if status is not None and tuple(status.shape) != (n,):
-        raise InvalidArgumentError(f"{path}: dataset status", status, f"shape ({n},)")
-    traj = Trajectories(
-        t,
-        y,
-        length,
+    with open_trajectories(path, **keys) as f:
+        t, y, length = f.read_block(0, f.n)
+        status = None if f.status is None else torch.from_numpy(f.status.astype("int8"))
+        system = f.attrs.get("system")
+        system_args = f.attrs.get("system_args") or {}
+    return Trajectories(
+        torch.from_numpy(t).to(torch.float64),
+        torch.from_numpy(y).to(torch.float64),
+        torch.from_numpy(length).long(),
         status,
         None if system in (None, "", "unknown") else str(system),
-        system_args,
+        dict(system_args) if isinstance(system_args, dict) else {},
         origin=f"file {path.name}",
     )
-    _validate(traj, str(path))
-    return traj
 
 
 def _validate(traj: Trajectories, where: str) -> None:
