@@ -486,7 +486,11 @@ def gradient_audit(
 
     def grads(adj: Any) -> list[Tensor]:
         sol = solve(f, y0, ts, method, adjoint=adj, **forward)
-        return list(torch.autograd.grad(loss_fn(sol.ys), [y0, *params]))
+        # A parameter can be absent from the graph (e.g. the output bias of H_θ in an HNN's
+        # explicit ∇H): its gradient is zero, as the adjoint reports it.
+        return list(
+            torch.autograd.grad(loss_fn(sol.ys), [y0, *params], allow_unused=True, materialize_grads=True)
+        )
 
     g_adj = grads(adjoint or AdjointOptions())
     g_bp = grads(False)
