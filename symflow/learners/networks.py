@@ -168,9 +168,9 @@ class IncrementMLP(nn.Module):
 
         Forward mode by hand through the tanh network (``σ' = 1 − h²``, ``(σ')˙ = −2 h σ' ż``):
         every layer carries the ``t = 0`` branch, the time branch as an increment, and their time
-        tangents; the gradient is back-propagated in the same increment form, so both results are
-        exact zeros at ``t = 0`` (when ``x_dot`` is zero too, for the tangent). ``x_dot=None`` means
-        ``x`` does not depend on ``t``.
+        tangents; the gradient is back-propagated in the same increment form, so ``g`` is an exact
+        zero at ``t = 0`` (``ġ`` is not: it is ``∂_t ∇_x U(0, x)`` plus the Hessian term).
+        ``x_dot=None`` means ``x`` does not depend on ``t``.
         """
         self._require_scalar()
         w1 = self.first.weight
