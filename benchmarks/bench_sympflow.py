@@ -94,7 +94,7 @@ def oscillator(quick_mode: bool) -> list[dict[str, Any]]:
     s = _train("oscillator", quick_mode).summary
     return [
         {
-            "case": "oscillator sympflow (Δt=0.5, H≤1/2)",
+            "case": "oscillator sympflow (Δt=1, H≤1/2)",
             "parameters": s["parameters"],
             "train_cpu_s": s["train_cpu_seconds"],
             "residual_mse": s["residual_mse"],

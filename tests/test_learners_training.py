@@ -215,8 +215,13 @@ def test_cli_trains_the_pinn_learners(tmp_path, capsys):
     flow = tmp_path / "flow"
     assert main(["train", "pinn", "--system", "harmonic_oscillator", "--dt", "0.5", "--steps", "3",
                  "--out", str(flow), "--no-progress", "--no-plots", "--width", "6", "--horizon", "1",
-                 "--energy-horizon", "1", "--eval-samples", "2", "--constraint", "tfc"]) == 0  # fmt: skip
+                 "--energy-horizon", "1", "--eval-samples", "2", "--constraint", "tfc",
+                 "--param", "omega=2.0"]) == 0  # fmt: skip
     assert isinstance(load_model(flow), FlowMapPINN)
+    assert json.loads((flow / "config.json").read_text())["system"]["args"]["omega"] == 2.0
     assert main(["train", "pinn", "--kind", "ivp", "--system", "harmonic_oscillator", "--out",
                  str(tmp_path / "x"), "--steps", "1"]) == 1  # fmt: skip
     assert "--x0" in capsys.readouterr().err
+    assert main(["train", "pinn", "--system", "harmonic_oscillator", "--out", str(tmp_path / "y"),
+                 "--param", "omega"]) == 1  # fmt: skip
+    assert "--param 'omega'" in capsys.readouterr().err

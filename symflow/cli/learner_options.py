@@ -16,18 +16,18 @@ def system_args(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise CLIError(f"--system-arg {pair!r}: expected NAME=VALUE, e.g. --system-arg lam=1.0")
+            raise CLIError(f"--param {pair!r}: expected NAME=VALUE, e.g. --param lam=1.0")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError as err:
-            raise CLIError(f"--system-arg {pair!r}: {value!r} is not a number") from err
+            raise CLIError(f"--param {pair!r}: {value!r} is not a number") from err
     return out
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", required=True, help="registered system name (see `symflow systems`)")
     p.add_argument(
-        "--system-arg",
+        "--param",
         action="append",
         metavar="NAME=VALUE",
         help="system parameter (repeatable), e.g. lam=1.0",
@@ -87,7 +87,7 @@ def add_flow_map_options(p: argparse.ArgumentParser) -> None:
 
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "system_args": system_args(args.system_arg),
+        "system_args": system_args(args.param),
         "adam_steps": args.steps,
         "lbfgs_steps": args.lbfgs_steps,
         "lbfgs_points": args.lbfgs_points,

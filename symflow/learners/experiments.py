@@ -5,7 +5,8 @@ quoted in the docs come from exactly these settings. Each entry is a dict of key
 :func:`~symflow.learners.training.train_flow_map` (plus ``system``); :func:`quick` shrinks one to a
 smoke-test size.
 
-* ``oscillator``: harmonic oscillator, unsupervised, ``Ω = {H ≤ 1/2}`` (the unit disc), ``Δt = 0.5``.
+* ``oscillator``: harmonic oscillator, unsupervised, ``Ω = {H ≤ 1/2}`` (the unit disc), ``Δt = 1``,
+  1,224 weights.
 * ``henon_heiles``: Hénon–Heiles, unsupervised, ``Δt = 1``, ``Ω = {H ≤ 1/12}``, the official
   configuration (1,280 weights, 700 fresh collocation points per Adam step).
 * ``henon_heiles_pinn``: the flow-map PINN on the same problem with about as many weights.
@@ -20,9 +21,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "oscillator": {
         "system": "harmonic_oscillator",
         "learner": "sympflow",
-        "dt": 0.5,
+        "dt": 1.0,
         "energy_max": 0.5,
-        "model": {"layers": 2, "width": 10},
+        "model": {"layers": 3, "width": 12},
         "adam_steps": 200,
         "lbfgs_steps": 200,
         "collocation": 700,
