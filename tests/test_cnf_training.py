@@ -128,5 +128,8 @@ def test_cli_reports_user_mistakes_in_one_line(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert cli(tmp_path, "--no-plots", "--resume", "--trace", "hutchinson") == 1  # settings changed
     assert "trace" in capsys.readouterr().err
-    assert cli(tmp_path, "--data-param", "noize=0.1") == 1
+    assert cli(tmp_path, "--data-param", "noize=0.1", out="other") == 1
     assert "noise" in capsys.readouterr().err
+    assert cli(tmp_path, "--activation", "relu", out="other") == 1
+    assert "unknown activation 'relu'" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

@@ -114,10 +114,7 @@ def run_cnf_experiment(
         "seed": seed,
         "dtype": dtype,
     }
-    run = RunDirectory(out, resume=resume, overwrite=overwrite)
-    if resume:
-        _check_resume(run.path / "config.json", settings)
-    # Train, validation and test sets come from disjoint seeds derived from the run's seed.
+    # Train and test sets come from disjoint seeds derived from the run's seed.
     train = dataset.sample(train_size, seed=3 * seed + 1, dtype=torch_dtype)
     test = dataset.sample(test_size, seed=3 * seed + 2, dtype=torch_dtype)
     loc, scale = normalisation(train)
@@ -135,7 +132,10 @@ def run_cnf_experiment(
         adjoint=adjoint,
         loc=loc,
         scale=scale,
-    )
+    )  # built before the run directory: bad names fail without leaving an empty run behind
+    run = RunDirectory(out, resume=resume, overwrite=overwrite)
+    if resume:
+        _check_resume(run.path / "config.json", settings)
     common = dict(
         steps=steps,
         batch_size=batch_size,
