@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,8 @@ def _fit(
         val = validation[:validation_size].to(dtype=dtype, device=device)
 
     tmp = None
+    if run is None and resume:
+        raise InvalidArgumentError("resume", resume, "a run directory to resume (run=...)")
     if run is None:
         tmp = tempfile.TemporaryDirectory(prefix="symflow-cnf-")
         run_dir = RunDirectory(tmp.name)
@@ -179,8 +182,6 @@ def _fit(
     def validate() -> dict[str, Any]:
         nll, _ = evaluate_nll(cnf, val)
         return {"nll": nll}
-
-    import time
 
     started = time.perf_counter()
     try:
