@@ -220,6 +220,7 @@ def _moons_figure(path: Path, ds, test, models: dict[str, CNF], out: dict) -> No
         ax.imshow(img)
         ax.axis("off")
     fig.subplots_adjust(0, 0, 1, 1, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
 
 

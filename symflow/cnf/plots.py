@@ -71,7 +71,8 @@ def plot_density_panels(
         if kind == "hist":
             pts = payload.detach().double().cpu().numpy()  # type: ignore[union-attr]
             ax.hist2d(pts[:, 0], pts[:, 1], bins=[edges, edges], cmap="magma")
-            ax.set_title(f"{name} (n={len(pts)})", fontsize=9)
+            where = f", first 2 of {dim} coordinates" if dim > 2 else ""
+            ax.set_title(f"{name} (n={len(pts)}{where})", fontsize=9)
         else:
             fn, dtype = payload  # type: ignore[misc]
             xs, ys, logp = log_density_grid(fn, bounds, resolution=resolution, dtype=dtype)
