@@ -10,7 +10,7 @@ import argparse
 import importlib
 
 # Learner CLI modules under symflow.cli, in the order `symflow train --help` lists them.
-LEARNERS: tuple[str, ...] = ("train_node", "train_sympflow", "train_pinn")
+LEARNERS: tuple[str, ...] = ("train_node", "train_sympflow", "train_pinn", "train_cnf")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
