@@ -67,3 +67,10 @@ def test_every_example_runs_in_quick_mode(script, tmp_path):
         cwd=tmp_path,
     )
     assert out.returncode == 0, f"{script.name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+
+
+def test_cli_reference_page_matches_the_parsers():
+    from symflow.cli.reference import render
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    assert page == render(), "docs/cli.md is stale: run `python -m symflow.cli.reference > docs/cli.md`"

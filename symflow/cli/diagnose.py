@@ -8,13 +8,16 @@ Inputs (one small dispatcher, :func:`resolve_input`, so run directories can be a
   followed by ``--method`` to ``--t-end``;
 * no input, with ``--system`` — the system itself: ``--orbits`` initial conditions from its sampler
   at ``--energy``, followed by ``--method``;
-* a directory — reserved for run directories of trained models (not supported yet: a clear error).
+* a training run directory (``symflow train node|sympflow|pinn --out DIR``) — the trained model against
+  the system it learned: a neural ODE's field integrated by ``--method`` (default ``gl6``, ``--dt 0.1``),
+  a flow map composed with its own ``Δt``; orbits sampled at ``--energy`` as for a system.
 
 Examples::
 
     symflow diagnose data/hh.h5 --poincare --orbits 100 --t-end 1000 -o report/
     symflow diagnose --system henon_heiles --energy 0.125 --orbits 200 --t-end 500 --poincare -o out/
     symflow diagnose --system henon_heiles --method verlet --dt 0.05 --poincare -o out/
+    symflow diagnose runs/sympflow --energy 0.0833 --orbits 50 --t-end 500 --poincare -o report/
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "input", nargs="?", metavar="RUN_OR_FILE", help="HDF5 trajectory file (omit with --system)"
+        "input",
+        nargs="?",
+        metavar="RUN_OR_FILE",
+        help="HDF5 trajectory file or training run directory (omit with --system)",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="report directory (created)")
     p.add_argument("--system", help="system name (default: the file's 'system' attribute)")
@@ -52,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="system parameter (repeatable); overrides the file's system_args",
     )
-    p.add_argument("--energy", type=float, help="energy of the sampled initial conditions (no input file)")
+    p.add_argument(
+        "--energy", type=float, help="energy of the sampled initial conditions (system or run directory)"
+    )
     p.add_argument("--orbits", type=int, default=100, help="orbits followed (default 100)")
     p.add_argument(
         "--t-end", type=float, default=1000.0, help="final time of orbits and sections (default 1000)"
@@ -63,7 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time points per sampled trajectory (no input file; default 500)",
     )
     p.add_argument("--poincare", action="store_true", help="compute Poincaré sections")
-    p.add_argument("--method", default="dopri5", help="integration method of the map (default dopri5)")
+    p.add_argument(
+        "--method",
+        help="integration method of the map (default dopri5; gl6 for a neural ODE run's learned field)",
+    )
     p.add_argument("--dt", type=float, help="step size (required for fixed-step methods)")
     p.add_argument(
         "--rtol", type=float, help=f"relative tolerance of adaptive methods (default {DEFAULT_RTOL:g})"
@@ -81,15 +92,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 class Resolved:
     """What the dispatcher found: the system, and the trajectories of a file (if any)."""
 
-    kind: str  # "file" or "system"
+    kind: str  # "file", "system" or "run"
     system: Any
     trajectories: Any = None
     path: Path | None = None
+    run: Any = None  # a symflow.diagnostics.RunSource for run directories
 
 
 def resolve_input(args: argparse.Namespace) -> Resolved:
-    """File, system or (not yet) run directory; every misuse is a one-line error."""
-    from symflow.diagnostics import load_trajectory_file
+    """File, system or run directory; every misuse is a one-line error."""
+    from symflow.diagnostics import load_trajectory_file, source_from_run
     from symflow.systems import get_system
 
     params = _params(args.param)
@@ -99,12 +111,18 @@ def resolve_input(args: argparse.Namespace) -> Resolved:
         return Resolved("system", get_system(args.system, **params))
     path = Path(args.input)
     if path.is_dir():
-        files = sorted(p.name for p in path.glob("*.h5"))[:3]
-        hint = f" (it holds {', '.join(files)}: pass one of them)" if files else ""
-        raise CLIError(
-            f"{path} is a directory: diagnosing run directories of trained models is not supported yet; "
-            f"pass an HDF5 trajectory file or --system{hint}"
+        if not (path / "config.json").exists():
+            files = sorted(p.name for p in path.glob("*.h5"))[:3]
+            hint = f" (it holds {', '.join(files)}: pass one of them)" if files else ""
+            raise CLIError(
+                f"{path} is a directory without config.json, so not a training run; pass a run directory, "
+                f"an HDF5 trajectory file or --system{hint}"
+            )
+        system = get_system(args.system, **params) if args.system else None
+        run = source_from_run(
+            path, method=args.method, dt=args.dt, rtol=args.rtol, atol=args.atol, system=system
         )
+        return Resolved("run", run.system, path=path, run=run)
     if args.energy is not None:
         raise CLIError("--energy applies to sampled initial conditions only (no input file)")
     if args.samples is not None:
@@ -136,7 +154,7 @@ def _source(args: argparse.Namespace, system: Any) -> Any:
     from symflow.diagnostics import IntegratorSource
     from symflow.integrators import get_method
 
-    spec = get_method(args.method)
+    spec = get_method(args.method or "dopri5")
     options: dict[str, Any] = {}
     if spec.adaptive and args.dt is None:
         options["rtol"] = args.rtol if args.rtol is not None else DEFAULT_RTOL
@@ -151,7 +169,7 @@ def _source(args: argparse.Namespace, system: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from symflow.diagnostics import diagnose
+    from symflow.diagnostics import IntegratorSource, diagnose
 
     for name in ("orbits", "samples"):
         value = getattr(args, name)
@@ -160,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.t_end > 0:
         raise CLIError(f"--t-end must be positive, got {args.t_end:g}")
     found = resolve_input(args)
-    source = _source(args, found.system)
+    source = found.run.source if found.run is not None else _source(args, found.system)
     say = (lambda message: None) if args.quiet else (lambda message: print(f"diagnose: {message}"))
     info: dict[str, Any] = {"kind": found.kind}
     if found.kind == "file":
@@ -168,7 +186,14 @@ def run(args: argparse.Namespace) -> int:
             path=str(found.path),
             description=f"trajectory file {found.path} ({found.trajectories.n} trajectories)",
         )
-    settings = {"method": source.method, **source.options, "seed": args.seed}
+    if found.kind == "run":
+        info.update(found.run.info)
+        settings = {"learner": found.run.learner, "seed": args.seed}
+        if isinstance(source, IntegratorSource):
+            settings.update(method=source.method, **source.options)
+    else:
+        settings = {"method": source.method, **source.options, "seed": args.seed}
+    learned = getattr(found.run.model, "hamiltonian", None) if found.kind == "run" else None
     result = diagnose(
         args.output,
         system=found.system,
@@ -181,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples or 500,
         seed=args.seed,
         poincare=args.poincare,
+        learned_hamiltonian=learned if callable(learned) else None,
         pdf=args.pdf,
         progress=not args.quiet,
         settings=settings,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from symflow.integrators.errors import SymflowError
 
 # Command modules, in the order `symflow --help` lists them. Each defines register(subparsers).
-COMMANDS = ("systems", "simulate", "validate", "train", "diagnose")
+COMMANDS = ("systems", "simulate", "validate", "train", "diagnose", "demo")
 
 
 class CLIError(SymflowError):

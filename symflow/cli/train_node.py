@@ -59,7 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="include the parameter accumulator in the adjoint's error norm",
     )
-    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--steps", type=int, default=d.steps, help="adjoint (trajectory-objective) steps")
+    p.add_argument(
+        "--warm-start",
+        type=int,
+        default=d.warm_start_steps,
+        metavar="STEPS",
+        help="first fit the field to secant slopes of the data for STEPS cheap steps (default 0: off)",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--window", type=int, default=d.window, help="observations per training window")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         adjoint=args.adjoint,
         seminorm=args.seminorm,
         steps=args.steps,
+        warm_start_steps=args.warm_start,
         batch_size=args.batch_size,
         window=args.window,
         lr=args.lr,

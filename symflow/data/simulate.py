@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from symflow.integrators import get_method, solve
 from symflow.integrators.errors import CapabilityError, InvalidArgumentError
 from symflow.integrators.inputs import positive_float
 from symflow.integrators.solution import Status
 from symflow.systems import HamiltonianSystem, get_system, vector_field
+from symflow.training.progress import progress_bar
 
 from .sampling import ObservationTimes, make_sampling, pad_for_solver
 from .writer import TrajectoryWriter
@@ -317,7 +317,7 @@ def simulate(
     failed: dict[str, int] = {}
     cols = torch.arange(T)
     t0 = time.perf_counter()
-    bar = tqdm(total=n, unit="traj", desc=f"simulate {sys_.name}", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=n, unit="traj", desc=f"simulate {sys_.name}", enabled=progress, leave=True)
     with torch.no_grad(), writer, bar:
         # Equal chunks of at most chunk_size: the adaptive loop runs as long as its slowest sample
         # and pays a fixed overhead per iteration, so a short last chunk is poor value.

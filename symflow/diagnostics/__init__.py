@@ -31,6 +31,7 @@ from .report import (
     validate_report,
     write_report,
 )
+from .runs import RunDirectoryError, RunSource, source_from_run
 from .sources import (
     ExactFlowSource,
     FlowMapSource,
@@ -69,6 +70,8 @@ __all__ = [
     "IntegratorSource",
     "PoincareSection",
     "ReportError",
+    "RunDirectoryError",
+    "RunSource",
     "StructureReport",
     "Trajectories",
     "as_source",
@@ -90,6 +93,7 @@ __all__ = [
     "render_markdown",
     "reversibility_error",
     "section_distance",
+    "source_from_run",
     "structure",
     "symplectic_defect",
     "validate_report",

@@ -45,6 +45,7 @@ class Diagnostics:
     distance: Tensor | None = None
     figures: list[FigureFile] = field(default_factory=list)
     paths: tuple[Path, Path] | None = None
+    trajectories: Trajectories | None = None  # the trajectories whose energy was measured
 
 
 def diagnose(
@@ -188,7 +189,7 @@ def diagnose(
         root=out,
     )
     paths = write_report(report, out)
-    return Diagnostics(report, energy, struct, section, ref_section, dist, figs, paths)
+    return Diagnostics(report, energy, struct, section, ref_section, dist, figs, paths, trajectories)
 
 
 def _default_times(source: FlowSource) -> tuple[float, ...]:

@@ -250,9 +250,9 @@ def _per_segment(b: int, d: int, itemsize: int, total: int, segment_steps: int |
 
 
 def _progress(total: int, enabled: bool, what: str):
-    from tqdm.auto import tqdm
+    from symflow.training.progress import progress_bar  # honours SYMFLOW_PROGRESS=0
 
-    return tqdm(total=total, disable=not enabled, desc=what, unit="seg", leave=False)
+    return progress_bar(total=total, enabled=enabled, desc=what, unit="seg")
 
 
 def _by_map(

@@ -53,7 +53,7 @@ REPORT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "summary": ((str,), "file name of the markdown summary"),
 }
 INPUT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "kind": ((str,), "'file', 'system' or 'source'"),
+    "kind": ((str,), "'file', 'system', 'run' (a training run directory) or 'source'"),
     "path": ((str, type(None)), "input file, if any"),
     "system": ((str, type(None)), "registry name of the system, if known"),
     "system_args": ((dict,), "its parameters"),

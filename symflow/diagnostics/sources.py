@@ -555,9 +555,9 @@ def as_source(obj: Any, **kwargs: Any) -> FlowSource:
 
 
 def _bar(total: int, enabled: bool, what: str):
-    from tqdm.auto import tqdm
+    from symflow.training.progress import progress_bar  # honours SYMFLOW_PROGRESS=0
 
-    return tqdm(total=total, disable=not enabled, desc=what, leave=False)
+    return progress_bar(total=total, enabled=enabled, desc=what)
 
 
 def _tolerances(options: Mapping[str, Any]) -> str:

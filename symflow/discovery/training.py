@@ -70,6 +70,7 @@ class NodeConfig:
     t_key: str | None = None
     y_key: str | None = None
     mask_key: str | None = None
+    warm_start_steps: int = 0  # secant-slope fit before the adjoint objective (warm_start.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> NodeConfig:
@@ -88,6 +89,9 @@ class NodeConfig:
             raise InvalidArgumentError("dtype", self.dtype, "'float32' or 'float64'")
         if not self.lr > 0:
             raise InvalidArgumentError("lr", self.lr, "a positive learning rate")
+        w = self.warm_start_steps
+        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise InvalidArgumentError("warm_start_steps", w, "a non-negative integer (0: no warm start)")
         return self
 
     @property
@@ -190,6 +194,11 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     objective = TrajectoryObjective(
         model, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, dt=cfg.dt, adjoint=adjoint
     )
+    warm = None
+    if cfg.warm_start_steps > 0 and not resume:
+        # Before DDP wraps the model: every rank runs the same seeded fit on the same training
+        # trajectories, so the ranks start from identical weights.
+        warm = _warm_start(cfg, train_ds, model, info)
     wrapped = objective
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -249,6 +258,8 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         "wall_s": time.perf_counter() - started,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if warm is not None:
+        summary["warm_start"] = warm
     system = probe.attrs.get("system")
     if evaluate and info.is_main and isinstance(system, str) and system not in ("", "unknown"):
         from symflow.systems import get_system
@@ -259,6 +270,27 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     if info.is_main:
         run.write_json("summary.json", summary)
     return summary
+
+
+def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
+    from symflow.data import TrajectoryDataset, collate_trajectories
+
+    from .warm_start import warm_start
+
+    keys = {"t_key": cfg.t_key, "y_key": cfg.y_key, "mask_key": cfg.mask_key}
+    whole = TrajectoryDataset(
+        cfg.data, indices=train_ds.indices, window=None, dtype=cfg.torch_dtype, check=False, **keys
+    )
+    batch = collate_trajectories([whole[i] for i in range(len(whole))]).to(info.device, cfg.torch_dtype)
+    started = time.perf_counter()
+    try:
+        out = warm_start(
+            model, batch.ts, batch.ys, batch.mask, steps=cfg.warm_start_steps, lr=cfg.lr, seed=cfg.seed
+        )
+    except ValueError as err:
+        raise InvalidArgumentError("warm_start_steps", cfg.warm_start_steps, str(err)) from None
+    out["seconds"] = time.perf_counter() - started
+    return out
 
 
 def _jsonable(v: Any) -> Any:

@@ -14,12 +14,5 @@ def progress_bar(*, total: int | None = None, desc: str = "", enabled: bool = Tr
     env = os.environ.get("SYMFLOW_PROGRESS")
     if env is not None:
         enabled = enabled and env not in ("0", "false", "no")
-    return tqdm(
-        total=total,
-        desc=desc,
-        disable=not enabled,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        leave=False,
-        **kwargs,
-    )
+    kwargs.setdefault("leave", False)
+    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, dynamic_ncols=True, **kwargs)

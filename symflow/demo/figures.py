@@ -1,0 +1,111 @@
+"""The demo's side-by-side figures (matplotlib, Agg): sections, energy error, prediction error.
+
+Each diagnostics run already wrote its own figures under ``diagnostics/<name>/``; these put the three
+maps — the Gauss–Legendre reference, the HNN and SympFlow — on common axes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from symflow.diagnostics import FigureFile
+
+TITLES = {
+    "reference": "reference (Gauss–Legendre, true H)",
+    "hnn": "HNN (learned from data)",
+    "sympflow": "SympFlow",
+}
+COLOURS = {"reference": "black", "hnn": "tab:blue", "sympflow": "tab:orange"}
+
+
+def write_figures(out: Path, diag: dict[str, Any]) -> list[FigureFile]:
+    """Write the three comparison figures into ``out``; ``diag`` maps name → Diagnostics."""
+    return [_sections(out, diag), _energy(out, diag), _prediction(out, diag)]
+
+
+def _save(fig: Any, path: Path, caption: str, name: str) -> FigureFile:
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return FigureFile(name=name, png=path, pdf=None, caption=caption)
+
+
+def _sections(out: Path, diag: dict[str, Any]) -> FigureFile:
+    names = [n for n in ("reference", "hnn", "sympflow") if diag[n].section is not None]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), sharex=True, sharey=True)
+    axes = np.atleast_1d(axes)
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axes, names):
+        sec = diag[name].section
+        pts = sec.points.detach().cpu().numpy()
+        colour = cmap(sec.orbit.cpu().numpy() / max(sec.n_orbits - 1, 1))
+        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, c=colour, linewidths=0)
+        distance = diag[name].report["poincare"].get("distance") if name != "reference" else None
+        median = (distance or {}).get("median")
+        subtitle = f"\nchamfer distance to reference: median {median:.2g}" if median is not None else ""
+        ax.set_title(f"{TITLES[name]}{subtitle}", fontsize=9)
+        ax.set_xlabel(sec.labels[0])
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(diag[names[0]].section.labels[1])
+    sec = diag[names[0]].section
+    fig.suptitle(
+        f"Poincaré sections ({sec.description}) of the same {sec.n_orbits} orbits to t = {sec.t_end:g}"
+    )
+    caption = (
+        "Poincaré sections of the same orbits followed by the reference, the HNN and SympFlow "
+        "(colour = orbit)."
+    )
+    return _save(fig, out / "poincare_side_by_side.png", caption, "poincare_side_by_side")
+
+
+def _envelope(t: torch.Tensor, err: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t0 = t[0].detach().cpu().numpy()
+    e = err.detach().cpu().numpy()
+    with np.errstate(all="ignore"):
+        return t0, np.nanmedian(e, axis=0), np.nanmax(e, axis=0)
+
+
+def _energy(out: Path, diag: dict[str, Any]) -> FigureFile:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for name in ("reference", "hnn", "sympflow"):
+        rep = diag[name].energy["true"]
+        t, med, mx = _envelope(rep.t, rep.error)
+        keep = t > 0
+        ax.semilogy(t[keep], np.maximum(mx[keep], 1e-17), color=COLOURS[name], label=f"{TITLES[name]}: max")
+        ax.semilogy(t[keep], np.maximum(med[keep], 1e-17), color=COLOURS[name], ls=":", label="median")
+    ax.set_xlabel("t")
+    ax.set_ylabel("relative error of the true energy")
+    ax.set_title("Energy error along the orbits (no secular growth = bounded error)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    caption = "Relative error of the true H along the orbits: max (solid) and median (dotted) over orbits."
+    return _save(fig, out / "energy_error.png", caption, "energy_error")
+
+
+def _prediction(out: Path, diag: dict[str, Any]) -> FigureFile:
+    ref = diag["reference"].trajectories
+    scale = ref.y.norm(dim=-1).nan_to_num(0.0).amax(dim=-1, keepdim=True)  # (N, 1)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for name in ("hnn", "sympflow"):
+        traj = diag[name].trajectories
+        err = (traj.y - ref.y).norm(dim=-1) / scale
+        t, med, mx = _envelope(ref.t, err)
+        keep = t > 0
+        ax.semilogy(t[keep], np.maximum(mx[keep], 1e-17), color=COLOURS[name], label=f"{TITLES[name]}: max")
+        ax.semilogy(t[keep], np.maximum(med[keep], 1e-17), color=COLOURS[name], ls=":", label="median")
+    ax.set_xlabel("t")
+    ax.set_ylabel("‖y(t) − y_ref(t)‖ / max‖y_ref‖")
+    ax.set_title("Prediction error against the Gauss–Legendre reference")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    caption = (
+        "State error of the HNN and SympFlow orbits relative to the reference: max (solid), median (dotted)."
+    )
+    return _save(fig, out / "prediction_error.png", caption, "prediction_error")

@@ -1,0 +1,75 @@
+"""The sizes of the demo: the full run (under 5 minutes on a 2-core CPU) and the quick one (tests)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything that sizes :func:`~symflow.demo.run_demo`; recorded in ``report.json``.
+
+    Data: ``trajectories`` Hénon–Heiles orbits (energies 0.02–0.12) observed at ``observations``
+    uniformly random times in ``[0, t_end]`` each, with Gaussian noise ``noise``.
+    HNN: a Hamiltonian neural network (``width`` × ``depth``, tanh), warm-started on secant slopes of the
+    data for ``hnn_warm_start`` steps, then trained for ``hnn_steps`` Adam steps on random
+    ``hnn_window``-observation windows with the continuous adjoint.
+    SympFlow: ``sympflow_layers`` layers of width ``sympflow_width`` on ``Ω = {H ≤ energy}``, ``Δt = 1``,
+    ``sympflow_adam`` Adam then ``sympflow_lbfgs`` L-BFGS steps of Hamiltonian matching on the true H.
+    Diagnostics: ``orbits`` orbits at energy ``energy`` followed to ``orbit_t_end`` by the Gauss–Legendre
+    reference (``reference_method`` with step ``reference_dt`` on the true field), the HNN's field
+    (``hnn_method``) and the composed SympFlow map.
+    """
+
+    trajectories: int = 200
+    t_end: float = 20.0
+    observations: int = 50
+    noise: float = 1e-3
+    hnn_width: int = 64
+    hnn_depth: int = 2
+    hnn_window: int = 4
+    hnn_batch: int = 64
+    hnn_warm_start: int = 2000
+    hnn_steps: int = 600
+    hnn_lr: float = 3e-3
+    hnn_method: str = "dopri5"
+    hnn_rtol: float = 1e-8
+    sympflow_layers: int = 4
+    sympflow_width: int = 10
+    sympflow_adam: int = 500
+    sympflow_lbfgs: int = 30
+    energy: float = 1 / 12
+    orbits: int = 16
+    orbit_t_end: float = 200.0
+    reference_method: str = "gl6"
+    reference_dt: float = 0.1
+    samples: int = 401
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **changes: Any) -> DemoSettings:
+        return replace(self, **changes)
+
+
+FULL = DemoSettings()
+
+QUICK = DemoSettings(
+    trajectories=16,
+    t_end=6.0,
+    observations=12,
+    hnn_width=16,
+    hnn_batch=8,
+    hnn_warm_start=50,
+    hnn_steps=8,
+    sympflow_width=6,
+    sympflow_layers=2,
+    sympflow_adam=20,
+    sympflow_lbfgs=1,
+    orbits=3,
+    orbit_t_end=12.0,
+    reference_dt=0.2,
+    samples=61,
+)
