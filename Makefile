@@ -33,9 +33,12 @@ test-all: lint
 demo: install
 	$(BIN)/symflow demo
 
+demo-quick: install
+	$(BIN)/symflow demo --quick -o demo-output-quick
+
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache demo-output build *.egg-info
+	rm -rf $(VENV) .pytest_cache demo-output demo-output-quick build *.egg-info

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes (seconds), for tests and a first look")
     p.add_argument("--device", default="cpu", help="cpu or cuda: simulation and HNN training (default cpu)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    p.add_argument(
+        "--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars or messages"
+    )
     p.set_defaults(func=run)
 
 

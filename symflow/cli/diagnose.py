@@ -84,7 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled initial conditions")
     p.add_argument("--pdf", action="store_true", help="also write PDF figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    p.add_argument(
+        "--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars or messages"
+    )
     p.set_defaults(func=run)
 
 

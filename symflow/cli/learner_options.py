@@ -33,7 +33,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="system parameter (repeatable), e.g. lam=1.0",
     )
     p.add_argument(
-        "--out", required=True, type=Path, help="run directory (config, metrics, checkpoints, summary)"
+        "-o", "--out", required=True, type=Path, help="run directory (config, metrics, checkpoints, summary)"
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument(
@@ -59,7 +59,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (small models run best on 1)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar"
+    )
 
 
 def add_flow_map_options(p: argparse.ArgumentParser) -> None:

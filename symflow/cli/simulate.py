@@ -91,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--chunk-size", type=int, help="trajectories per batched solve (default 4096)")
     i.add_argument("--device", help="torch device, e.g. cuda (default cpu)")
     i.add_argument("--dtype", choices=("float64", "float32"), help="precision of the solve (default float64)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 

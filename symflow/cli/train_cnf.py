@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--samples", type=int, default=5000, help="model samples in the figure")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("-o", "--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing --out")
     p.set_defaults(func=run)

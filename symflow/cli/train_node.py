@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, help="trajectory file (HDF5, symflow schema or plain layout)")
-    p.add_argument("--out", required=True, help="run directory (config, metrics, checkpoints, summary)")
+    p.add_argument("-o", "--out", required=True, help="run directory (config, metrics, checkpoints, summary)")
     p.add_argument(
         "--model", default=d.model, help=f"one of {', '.join(MODELS.names())} (default: %(default)s)"
     )
@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-eval", dest="evaluate", action="store_false", help="skip the comparison with the true system"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
