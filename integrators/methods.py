@@ -64,14 +64,23 @@ METHODS: Registry[MethodSpec] = Registry("integration method")
 def register_method(
     spec: MethodSpec, *, aliases: tuple[str, ...] = (), overwrite: bool = False
 ) -> MethodSpec:
+    """Add ``spec`` to the method registry (``aliases`` as extra names); an existing name is an error unless
+    ``overwrite``.
+    """
     return METHODS.register(spec.name, spec, aliases=aliases, overwrite=overwrite)
 
 
 def get_method(name: str | MethodSpec) -> MethodSpec:
+    """The :class:`MethodSpec` registered as ``name`` (a spec passes through); unknown names raise with a
+    did-you-mean list.
+    """
     return name if isinstance(name, MethodSpec) else METHODS.get(name)
 
 
 def list_methods(family: str | None = None) -> list[str]:
+    """Registered method names, optionally only one ``family`` (``"explicit"``, ``"embedded"``,
+    ``"implicit"``, ``"splitting"``).
+    """
     return [n for n, m in METHODS.items() if family is None or m.family == family]
 
 

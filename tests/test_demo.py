@@ -16,20 +16,29 @@ from symflow.discovery.warm_start import secant_pairs, warm_start
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
+    """`symflow demo --quick`, exactly as CI and a new user run it (through the CLI entry point)."""
     out = tmp_path_factory.mktemp("demo")
-    torch.set_default_dtype(torch.float64)
+    assert main(["demo", "--quick", "-o", str(out), "--quiet"]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_run_demo_logs_one_line_per_stage(tmp_path):
     lines: list[str] = []
-    result = run_demo(out, quick=True, progress=False, log=lines.append)
-    return out, result, lines
+    settings = QUICK.with_overrides(
+        hnn_steps=2, hnn_warm_start=2, sympflow_adam=2, sympflow_lbfgs=0, orbits=2
+    )
+    result = run_demo(tmp_path, settings=settings, progress=False, parallel=False, log=lines.append)
+    assert [line[:5] for line in lines[:5]] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    assert "wrote" in lines[-1] and result.report_md.exists()
+    assert set(result.report["timings_s"]) == {"data", "hnn", "sympflow", "diagnostics", "report", "total"}
 
 
 def test_quick_demo_writes_data_runs_figures_and_a_valid_report(quick_demo):
-    out, _, lines = quick_demo
+    out, report = quick_demo
     assert (out / "data" / "henon_heiles_irregular.h5").stat().st_size > 10_000
     for run in ("runs/hnn", "runs/sympflow"):
         assert (out / run / "config.json").exists() and (out / run / "summary.json").exists()
         assert any((out / run / "checkpoints").glob("*.pt"))
-    report = json.loads((out / "report.json").read_text())
     validate_demo_report(report)
     assert set(report) == set(DEMO_KEYS)
     assert report["settings"]["trajectories"] == QUICK.trajectories
@@ -56,12 +65,11 @@ def test_quick_demo_writes_data_runs_figures_and_a_valid_report(quick_demo):
     }
     for name in ("reference", "hnn", "sympflow"):
         assert (out / diag[name]["report"]).exists()
-    assert lines[0].startswith("[1/") and "wrote" in lines[-1]
 
 
 def test_report_states_every_stage_as_a_command_the_cli_accepts(quick_demo):
-    _, result, _ = quick_demo
-    commands = result.report["commands"]
+    _, report = quick_demo
+    commands = report["commands"]
     assert list(commands) == ["data", "hnn", "sympflow", "diagnose"]
     parser = build_parser()
     for line in commands.values():
@@ -72,7 +80,7 @@ def test_report_states_every_stage_as_a_command_the_cli_accepts(quick_demo):
 
 
 def test_cli_diagnoses_the_run_directories(quick_demo, tmp_path, capsys):
-    out, _, _ = quick_demo
+    out, _ = quick_demo
     common = ["--energy", "0.08", "--orbits", "2", "--t-end", "6", "--poincare", "--quiet"]
     assert main(["diagnose", str(out / "runs" / "sympflow"), *common, "-o", str(tmp_path / "s")]) == 0
     report = json.loads((tmp_path / "s" / "report.json").read_text())
@@ -121,8 +129,8 @@ def test_demo_rejects_an_unusable_device_in_one_line(tmp_path, capsys):
 
 
 def test_demo_report_validation_names_missing_and_unknown_keys(quick_demo):
-    _, result, _ = quick_demo
-    broken = dict(result.report)
+    _, report = quick_demo
+    broken = dict(report)
     broken.pop("hnn")
     broken["extra"] = 1
     with pytest.raises(ReportError, match=r"missing \['hnn'\], unknown \['extra'\]"):

@@ -200,4 +200,5 @@ def get_dataset(name: str, **params: Any) -> ToyDataset:
 
 
 def list_datasets() -> list[str]:
+    """Names of the registered toy data sets (two moons, 8 Gaussians, the 16-D Gaussian mixture, …)."""
     return DATASETS.names()

@@ -65,21 +65,22 @@ def _sections(out: Path, diag: dict[str, Any]) -> FigureFile:
     return _save(fig, out / "poincare_side_by_side.png", caption, "poincare_side_by_side")
 
 
-def _envelope(t: torch.Tensor, err: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _plot_envelope(ax: Any, name: str, t: torch.Tensor, err: torch.Tensor) -> None:
+    """Max (solid) and median (dotted) over orbits of ``err (N, T)`` on the shared grid ``t (N, T)``."""
     t0 = t[0].detach().cpu().numpy()
     e = err.detach().cpu().numpy()
     with np.errstate(all="ignore"):
-        return t0, np.nanmedian(e, axis=0), np.nanmax(e, axis=0)
+        med, mx = np.nanmedian(e, axis=0), np.nanmax(e, axis=0)
+    keep = t0 > 0  # log axes: the errors vanish at t = 0
+    ax.semilogy(t0[keep], np.maximum(mx[keep], 1e-17), color=COLOURS[name], label=f"{TITLES[name]}: max")
+    ax.semilogy(t0[keep], np.maximum(med[keep], 1e-17), color=COLOURS[name], ls=":", label="median")
 
 
 def _energy(out: Path, diag: dict[str, Any]) -> FigureFile:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for name in ("reference", "hnn", "sympflow"):
         rep = diag[name].energy["true"]
-        t, med, mx = _envelope(rep.t, rep.error)
-        keep = t > 0
-        ax.semilogy(t[keep], np.maximum(mx[keep], 1e-17), color=COLOURS[name], label=f"{TITLES[name]}: max")
-        ax.semilogy(t[keep], np.maximum(med[keep], 1e-17), color=COLOURS[name], ls=":", label="median")
+        _plot_envelope(ax, name, rep.t, rep.error)
     ax.set_xlabel("t")
     ax.set_ylabel("relative error of the true energy")
     ax.set_title("Energy error along the orbits (no secular growth = bounded error)")
@@ -95,11 +96,7 @@ def _prediction(out: Path, diag: dict[str, Any]) -> FigureFile:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for name in ("hnn", "sympflow"):
         traj = diag[name].trajectories
-        err = (traj.y - ref.y).norm(dim=-1) / scale
-        t, med, mx = _envelope(ref.t, err)
-        keep = t > 0
-        ax.semilogy(t[keep], np.maximum(mx[keep], 1e-17), color=COLOURS[name], label=f"{TITLES[name]}: max")
-        ax.semilogy(t[keep], np.maximum(med[keep], 1e-17), color=COLOURS[name], ls=":", label="median")
+        _plot_envelope(ax, name, ref.t, (traj.y - ref.y).norm(dim=-1) / scale)
     ax.set_xlabel("t")
     ax.set_ylabel("‖y(t) − y_ref(t)‖ / max‖y_ref‖")
     ax.set_title("Prediction error against the Gauss–Legendre reference")

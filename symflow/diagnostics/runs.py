@@ -23,18 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from symflow.integrators import InvalidArgumentError, get_method
-from symflow.integrators.errors import SymflowError
 from symflow.systems import HamiltonianSystem, get_system
+from symflow.training.runs import RunDirectoryError  # the run-directory problem, wherever it is found
 
 from .sources import FlowMapSource, FlowSource, IntegratorSource
 
 #: How a learned vector field is integrated when the caller does not say.
 DEFAULT_FIELD_METHOD = "gl6"
 DEFAULT_FIELD_DT = 0.1
-
-
-class RunDirectoryError(SymflowError, ValueError):
-    """A directory that is not a diagnosable training run (no config, unknown learner, no system)."""
 
 
 @dataclass

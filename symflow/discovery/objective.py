@@ -38,6 +38,10 @@ def fill_padded_times(ts: Tensor, mask: Tensor) -> Tensor:
 
 
 class TrajectoryObjective(nn.Module):
+    """Masked mean squared error of a field integrated from each window's first observation through the
+    window's own times (adjoint or backprop gradients), ``L = Σ m‖ŷ − y‖² / (D Σ m)``.
+    """
+
     def __init__(
         self,
         field: nn.Module,

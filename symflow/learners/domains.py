@@ -25,6 +25,10 @@ F64 = torch.float64
 
 
 class Domain(Protocol):
+    """A set Ω of initial states that collocation points are drawn from (``sample``) and that describes
+    itself for ``config.json`` (``config``).
+    """
+
     dim: int
 
     def sample(

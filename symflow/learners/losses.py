@@ -54,6 +54,7 @@ def ivp_residual(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
 
 
 def ivp_loss(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
+    """Mean squared ODE residual ``‖dN/dt − J∇H(N)‖²`` of the single-IVP PINN at the times ``t``."""
     return ivp_residual(model, field, t).pow(2).sum(-1).mean()
 
 

@@ -121,6 +121,63 @@ def _check_resume_config(run: RunDirectory, config: dict[str, Any]) -> None:
             )
 
 
+def _start_session(
+    run_dir: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    config: dict[str, Any],
+    net: nn.Module,
+    *,
+    seed: int,
+    adam_steps: int,
+    lbfgs_steps: int,
+    lr: float,
+    lr_final: float,
+    lbfgs_iterations: int,
+    checkpoint_every: int,
+    log_every: int,
+    progress: bool,
+    description: str,
+) -> tuple[RunDirectory, Any, torch.Generator, CollocationSet, AdamThenLBFGS, Trainer]:
+    """Open (or resume) the run directory and build what every collocation-trained learner needs: the
+    seeded generator and the L-BFGS collocation set (both checkpointed), Adam-then-L-BFGS and the
+    trainer. Returns ``(run, tmp, generator, collocation, optimizer, trainer)``; ``tmp`` is the temporary
+    directory to clean up when ``run_dir`` is ``None``."""
+    run, tmp = _open_run(run_dir, resume, overwrite)
+    try:
+        if resume:
+            _check_resume_config(run, config)
+        run.write_json("config.json", config)
+        gen = torch.Generator().manual_seed(seed)
+        cache = CollocationSet()
+        opt = AdamThenLBFGS(
+            net.parameters(),
+            adam_steps=adam_steps,
+            lr=lr,
+            lr_final=lr_final,
+            lbfgs_iterations=lbfgs_iterations,
+        )
+        trainer = Trainer(
+            run,
+            net,
+            opt,
+            steps=adam_steps + lbfgs_steps,
+            config=config,
+            extra_state={"generator": GeneratorState(gen), "collocation": cache},
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            progress=progress,
+            description=description,
+        )
+        if resume:
+            trainer.restore()
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+    return run, tmp, gen, cache, opt, trainer
+
+
 def _time_draw(n: int, dt: float, gen: torch.Generator) -> Tensor:
     return dt * torch.rand(n, generator=gen, dtype=torch.float64)
 
@@ -233,34 +290,25 @@ def train_flow_map(
             "validation_points": validation_points,
         },
     }
-    run, tmp = _open_run(run_dir, resume, overwrite)
+    session = _start_session(
+        run_dir,
+        resume,
+        overwrite,
+        config,
+        net,
+        seed=seed,
+        adam_steps=adam_steps,
+        lbfgs_steps=lbfgs_steps,
+        lr=lr,
+        lr_final=lr_final,
+        lbfgs_iterations=lbfgs_iterations,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        progress=progress,
+        description=f"{spec.name} {sys_.name}",
+    )
+    run, tmp, gen, cache, opt, trainer = session
     try:
-        if resume:
-            _check_resume_config(run, config)
-        run.write_json("config.json", config)
-        gen = torch.Generator().manual_seed(seed)
-        cache = CollocationSet()
-        opt = AdamThenLBFGS(
-            net.parameters(),
-            adam_steps=adam_steps,
-            lr=lr,
-            lr_final=lr_final,
-            lbfgs_iterations=lbfgs_iterations,
-        )
-        trainer = Trainer(
-            run,
-            net,
-            opt,
-            steps=adam_steps + lbfgs_steps,
-            config=config,
-            extra_state={"generator": GeneratorState(gen), "collocation": cache},
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
-            progress=progress,
-            description=f"{spec.name} {sys_.name}",
-        )
-        if resume:
-            trainer.restore()
         field_ = vector_field(sys_)
         cast = {"dtype": torch_dtype}
 
@@ -495,34 +543,25 @@ def train_ivp_pinn(
             "seed": seed,
         },
     }
-    run, tmp = _open_run(run_dir, resume, overwrite)
+    session = _start_session(
+        run_dir,
+        resume,
+        overwrite,
+        config,
+        net,
+        seed=seed,
+        adam_steps=adam_steps,
+        lbfgs_steps=lbfgs_steps,
+        lr=lr,
+        lr_final=lr_final,
+        lbfgs_iterations=lbfgs_iterations,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        progress=progress,
+        description=f"pinn_ivp {sys_.name}",
+    )
+    run, tmp, gen, cache, opt, trainer = session
     try:
-        if resume:
-            _check_resume_config(run, config)
-        run.write_json("config.json", config)
-        gen = torch.Generator().manual_seed(seed)
-        cache = CollocationSet()
-        opt = AdamThenLBFGS(
-            net.parameters(),
-            adam_steps=adam_steps,
-            lr=lr,
-            lr_final=lr_final,
-            lbfgs_iterations=lbfgs_iterations,
-        )
-        trainer = Trainer(
-            run,
-            net,
-            opt,
-            steps=adam_steps + lbfgs_steps,
-            config=config,
-            extra_state={"generator": GeneratorState(gen), "collocation": cache},
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
-            progress=progress,
-            description=f"pinn_ivp {sys_.name}",
-        )
-        if resume:
-            trainer.restore()
         field_ = vector_field(sys_)
 
         def draw(n: int) -> Tensor:

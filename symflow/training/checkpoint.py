@@ -91,6 +91,9 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the torch, NumPy and Python random states saved in a checkpoint (the inverse of
+    ``rng_state``).
+    """
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(  # noqa: NPY002
@@ -157,6 +160,7 @@ def _manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def has_checkpoint(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a checkpoint manifest (a run that can be resumed)."""
     return (Path(directory) / MANIFEST).exists()
 
 

@@ -37,6 +37,10 @@ def _jsonable(value: Any) -> Any:
 
 
 class RunDirectory:
+    """A training run's directory: ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``summary.json``;
+    refuses to reuse an existing run unless ``resume`` or ``overwrite``, and only the main rank writes.
+    """
+
     def __init__(
         self, path: str | Path, *, resume: bool = False, overwrite: bool = False, is_main: bool = True
     ):

@@ -44,6 +44,11 @@ LossFn = Callable[[int], dict[str, Any]]
 
 
 class Trainer:
+    """The training loop shared by every learner: steps, gradient clipping, schedule, progress bar, metrics
+    log, atomic checkpoints every N steps and on Ctrl-C, NaN stop with the last good checkpoint, bit-for-
+    bit resume.
+    """
+
     def __init__(
         self,
         run: RunDirectory,
