@@ -61,6 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--steps", type=int, default=d.steps, help="adjoint (trajectory-objective) steps")
     p.add_argument(
+        "--input-scale",
+        type=float,
+        default=d.input_scale,
+        help="HNN: H(y) = MLP(s·y); about 1/(typical |y|) puts the activations in their nonlinear range",
+    )
+    p.add_argument(
         "--warm-start",
         type=int,
         default=d.warm_start_steps,
@@ -112,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         seminorm=args.seminorm,
         steps=args.steps,
         warm_start_steps=args.warm_start,
+        input_scale=args.input_scale,
         batch_size=args.batch_size,
         window=args.window,
         lr=args.lr,

@@ -110,6 +110,8 @@ class HamiltonianNN(nn.Module):
 
     ``gradient="autodiff"`` (default) takes ``∇H_θ`` from ``torch.func.grad``; ``"explicit"`` uses
     :func:`mlp_input_gradient` (same value, cheaper in eager mode; activations softplus, tanh, silu).
+    ``input_scale`` ``s`` makes ``H_θ(y) = MLP(s·y)``: states of size ``1/s`` then reach the activations
+    at order one, where they are nonlinear (any ``s`` keeps the field Hamiltonian).
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class HamiltonianNN(nn.Module):
         depth: int = 2,
         activation: str = "tanh",
         gradient: str = "autodiff",
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if dim % 2:
@@ -132,13 +135,16 @@ class HamiltonianNN(nn.Module):
                 "activation", activation, "softplus, tanh or silu with gradient='explicit'"
             )
         self.gradient = gradient
+        if isinstance(input_scale, bool) or not isinstance(input_scale, (int, float)) or not input_scale > 0:
+            raise InvalidArgumentError("input_scale", input_scale, "a positive number")
+        self.input_scale = float(input_scale)
 
     def hamiltonian(self, y: Tensor) -> Tensor:
-        return self.net(y).squeeze(-1)
+        return self.net(y * self.input_scale).squeeze(-1)
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         if self.gradient == "explicit":
-            g = mlp_input_gradient(self.net, y)
+            g = mlp_input_gradient(self.net, y * self.input_scale) * self.input_scale
             n = self.dim // 2
             return torch.cat([g[..., n:], -g[..., :n]], dim=-1)
         return symplectic_gradient(self.hamiltonian, y)

@@ -71,6 +71,7 @@ class NodeConfig:
     y_key: str | None = None
     mask_key: str | None = None
     warm_start_steps: int = 0  # secant-slope fit before the adjoint objective (warm_start.py)
+    input_scale: float = 1.0  # HNN: H_θ(y) = MLP(s·y)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> NodeConfig:
@@ -103,6 +104,8 @@ def model_kwargs(cfg: NodeConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {"width": cfg.width, "depth": cfg.depth, "activation": cfg.activation}
     if MODELS.canonical(cfg.model) == "hnn":
         kw["gradient"] = cfg.gradient
+        if cfg.input_scale != 1.0:  # older configs have no such key: only pass it when used
+            kw["input_scale"] = cfg.input_scale
     return kw
 
 
