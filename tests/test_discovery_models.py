@@ -30,6 +30,21 @@ def test_explicit_hnn_gradient_equals_torch_func_grad(activation):
     torch.testing.assert_close(fast, m(0.0, y), atol=1e-14, rtol=1e-13)
 
 
+def test_input_scale_rescales_the_states_and_keeps_both_gradients_equal():
+    torch.manual_seed(0)
+    m = HamiltonianNN(4, width=16, depth=2, gradient="explicit", input_scale=3.0).double()
+    plain = HamiltonianNN(4, width=16, depth=2, gradient="explicit").double()
+    plain.load_state_dict(m.state_dict())
+    y = torch.randn(5, 4, dtype=torch.float64) * 0.2
+    torch.testing.assert_close(m.hamiltonian(y), plain.hamiltonian(3.0 * y))
+    fast = m(0.0, y)
+    m.gradient = "autodiff"
+    torch.testing.assert_close(fast, m(0.0, y), atol=1e-14, rtol=1e-13)
+    torch.testing.assert_close(fast, 3.0 * plain(0.0, 3.0 * y), atol=1e-14, rtol=1e-13)  # chain rule
+    with pytest.raises(InvalidArgumentError, match="input_scale"):
+        HamiltonianNN(4, input_scale=0.0)
+
+
 def test_hnn_flow_conserves_its_learned_hamiltonian():
     torch.manual_seed(1)
     m = HamiltonianNN(4, width=16).double()
