@@ -32,6 +32,7 @@ CONFIG = dict(
     window=4,
     batch_size=64,
     lr=3e-3,
+    input_scale=3.0,
     warm_start_steps=2000,
     steps=1500,
 )
@@ -60,7 +61,10 @@ def main(quick: bool = False) -> dict:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     ev = summary["evaluation"]
     row = {
-        "case": f"HNN {CONFIG['width']}x{CONFIG['depth']} tanh, {warm} warm-start + {steps} adjoint steps",
+        "case": (
+            f"HNN {CONFIG['width']}x{CONFIG['depth']} tanh, input scale {CONFIG['input_scale']:g}, "
+            f"{warm} warm-start + {steps} adjoint steps"
+        ),
         "train_wall_s": wall,
         "train_cpu_s": cpu,
         "traj_rel_err_median": ev["trajectory_rel_error_median"],

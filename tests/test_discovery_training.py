@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 
 from symflow.data import TrajectoryDataset, collate_trajectories, simulate
 from symflow.discovery import TrajectoryObjective, build_model
+from symflow.discovery.evaluate import evaluate_discovery
 from symflow.discovery.training import NodeConfig, load_node, train_node
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,17 @@ def test_a_run_writes_config_metrics_checkpoint_and_summary(hh_file, tmp_path):
     assert "trajectory_rel_error_median" in summary["evaluation"]  # compared with the true system
     model = load_node(run)
     assert sum(p.numel() for p in model.parameters()) == summary["parameters"]
+
+
+def test_a_loaded_model_reproduces_the_evaluation_of_the_trained_one(hh_file, tmp_path):
+    # Every model option must survive the round trip through config.json (input_scale once did not).
+    cfg = small_config(hh_file, input_scale=3.0, warm_start_steps=5)
+    summary = train_node(cfg, tmp_path / "run", progress=False)
+    model = load_node(tmp_path / "run")
+    assert model.input_scale == 3.0
+    again = evaluate_discovery(model, "henon_heiles", t_end=10.0, seed=cfg.seed + 1000)
+    assert again["trajectory_rel_error_median"] == summary["evaluation"]["trajectory_rel_error_median"]
+    assert summary["warm_start"]["steps"] == 5 and summary["warm_start"]["pairs"] > 0
 
 
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(hh_file, tmp_path):

@@ -50,7 +50,8 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
         "hnn": (
             f"symflow train node --data {out}/{DATA_FILE} --model hnn --gradient explicit "
             f"--width {s.hnn_width} --depth {s.hnn_depth} --window {s.hnn_window} --batch-size {s.hnn_batch} "
-            f"--lr {s.hnn_lr:g} --warm-start {s.hnn_warm_start} --steps {s.hnn_steps} --seed {s.seed} "
+            f"--lr {s.hnn_lr:g} --input-scale {s.hnn_input_scale:g} --warm-start {s.hnn_warm_start} "
+            f"--steps {s.hnn_steps} --seed {s.seed} "
             f"--out {out}/{HNN_RUN}"
         ),
         "sympflow": (
@@ -162,6 +163,7 @@ def run_demo(
         lr=s.hnn_lr,
         steps=s.hnn_steps,
         warm_start_steps=s.hnn_warm_start,
+        input_scale=s.hnn_input_scale,
         seed=s.seed,
         device=device,
         checkpoint_every=max(1, s.hnn_steps // 4),

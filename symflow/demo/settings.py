@@ -30,8 +30,9 @@ class DemoSettings:
     hnn_depth: int = 2
     hnn_window: int = 4
     hnn_batch: int = 64
+    hnn_input_scale: float = 3.0
     hnn_warm_start: int = 2000
-    hnn_steps: int = 600
+    hnn_steps: int = 450
     hnn_lr: float = 3e-3
     hnn_method: str = "dopri5"
     hnn_rtol: float = 1e-8

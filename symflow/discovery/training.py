@@ -100,12 +100,14 @@ class NodeConfig:
         return torch.float32 if self.dtype == "float32" else torch.float64
 
 
-def model_kwargs(cfg: NodeConfig) -> dict[str, Any]:
-    kw: dict[str, Any] = {"width": cfg.width, "depth": cfg.depth, "activation": cfg.activation}
-    if MODELS.canonical(cfg.model) == "hnn":
-        kw["gradient"] = cfg.gradient
-        if cfg.input_scale != 1.0:  # older configs have no such key: only pass it when used
-            kw["input_scale"] = cfg.input_scale
+def model_kwargs(cfg: NodeConfig | dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of the model, from a config (or the ``config.json`` of a run: what a
+    checkpoint is loaded back into, so training and loading can never build different models)."""
+    c = dataclasses.asdict(cfg) if isinstance(cfg, NodeConfig) else dict(cfg)
+    kw: dict[str, Any] = {"width": c["width"], "depth": c["depth"], "activation": c["activation"]}
+    if MODELS.canonical(c["model"]) == "hnn":
+        kw["gradient"] = c.get("gradient", "autodiff")
+        kw["input_scale"] = c.get("input_scale", 1.0)  # runs from before the option: 1
     return kw
 
 
@@ -310,10 +312,7 @@ def load_node(run_dir: str | Path, *, map_location: str | torch.device = "cpu") 
     cfg = ck.config
     if cfg.get("learner") != "node":
         raise InvalidArgumentError("run_dir", str(run_dir), "a run directory of `symflow train node`")
-    kw = {"width": cfg["width"], "depth": cfg["depth"], "activation": cfg["activation"]}
-    if MODELS.canonical(cfg["model"]) == "hnn":
-        kw["gradient"] = cfg.get("gradient", "autodiff")
-    model = build_model(cfg["model"], cfg["dim"], **kw)
+    model = build_model(cfg["model"], cfg["dim"], **model_kwargs(cfg))
     dtype = torch.float32 if cfg.get("dtype") == "float32" else torch.float64
     model = model.to(dtype=dtype)
     model.load_state_dict(ck.state["model"])
