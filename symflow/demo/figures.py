@@ -56,7 +56,8 @@ def _sections(out: Path, diag: dict[str, Any]) -> FigureFile:
     axes[0].set_ylabel(diag[names[0]].section.labels[1])
     sec = diag[names[0]].section
     fig.suptitle(
-        f"Poincaré sections ({sec.description}) of the same {sec.n_orbits} orbits to t = {sec.t_end:g}"
+        f"Poincaré sections ({sec.description}) of the same {sec.n_orbits} orbits to t = {sec.t_end:g}",
+        y=1.06,  # above the two-line panel titles
     )
     caption = (
         "Poincaré sections of the same orbits followed by the reference, the HNN and SympFlow "
