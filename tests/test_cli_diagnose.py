@@ -117,7 +117,7 @@ def test_file_mistakes(h5file, tmp_path, capsys):
     assert "No such file" in capsys.readouterr().err
     assert main(["diagnose", str(h5file.parent), "-o", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
-    assert "run directories" in err and "hh.h5" in err
+    assert "not a training run" in err and "hh.h5" in err
     unnamed = tmp_path / "unnamed.h5"
     with h5py.File(h5file, "r") as src:
         t, y = src["t"][...], src["y"][...]

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "train a Hamiltonian neural network on it with the continuous adjoint; train SympFlow on the "
             "true Hamiltonian; diagnose both against a Gauss–Legendre reference (energy drift, "
             "symplecticity defect, Poincaré sections). Writes the data, checkpoints, PNG figures, "
-            "report.json and REPORT.md. About 4 minutes on a 2-core CPU; --quick takes seconds."
+            "report.json and REPORT.md. Under 5 minutes on a 2-core CPU; --quick takes about half a minute."
         ),
     )
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"), help="output directory")
