@@ -13,7 +13,7 @@
 5. **Report** — side-by-side figures, ``report.json`` and ``REPORT.md`` (:mod:`.report`).
 
 Every stage is also a CLI command (``symflow simulate``, ``symflow train node``,
-``symflow train sympflow``, ``symflow diagnose RUN``); :data:`STAGE_COMMANDS` spells them out and the
+``symflow train sympflow``, ``symflow diagnose RUN``); :func:`stage_commands` spells them out and the
 report repeats them, so a user can rerun any stage alone.
 """
 
@@ -62,7 +62,7 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
         "diagnose": (
             f"symflow diagnose {out}/{HNN_RUN} --method {s.hnn_method} --rtol {s.hnn_rtol:g} "
             f"--atol {s.hnn_rtol * 1e-2:g} --energy {s.energy:.6g} --orbits {s.orbits} "
-            f"--t-end {s.orbit_t_end:g} --poincare -o {out}/{DIAGNOSTICS}/hnn"
+            f"--t-end {s.orbit_t_end:g} --seed {s.seed + 1} --poincare -o {out}/{DIAGNOSTICS}/hnn"
         ),
     }
 

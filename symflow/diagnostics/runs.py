@@ -119,7 +119,8 @@ def _node(
                 f"{path}: the training file names no system, so there is no true system to compare with; "
                 "pass one (--system NAME)"
             )
-        system = get_system(name, **(attrs.get("system_args") or {}))
+        args = attrs.get("system_args") or {}
+        system = get_system(name, **(json.loads(args) if isinstance(args, str) else args))
     model = load_node(path)
     spec = get_method(method or DEFAULT_FIELD_METHOD)
     options: dict[str, Any] = {}
