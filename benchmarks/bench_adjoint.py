@@ -21,6 +21,7 @@ import torch
 import symflow.systems as S
 from benchmarks.harness import interleaved, write_result
 from benchmarks.memory_probe import run as probe
+from symflow.discovery.models import HamiltonianNN, MLPVectorField
 from symflow.integrators import AdjointOptions, solve
 
 
@@ -47,36 +48,11 @@ def memory(step_counts: list[int], backprop_max: int) -> list[dict]:
     return rows
 
 
-class MLP(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(4, 64),
-            torch.nn.Tanh(),
-            torch.nn.Linear(64, 64),
-            torch.nn.Tanh(),
-            torch.nn.Linear(64, 4),
-        )
-
-    def forward(self, t, y):
-        return self.net(y)
-
-
-class HNN(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.h = torch.nn.Sequential(
-            torch.nn.Linear(4, 64),
-            torch.nn.Softplus(),
-            torch.nn.Linear(64, 64),
-            torch.nn.Softplus(),
-            torch.nn.Linear(64, 1),
-        )
-
-    def forward(self, t, y):
-        return S.symplectic_gradient(lambda z: self.h(z).squeeze(-1), y)
+# The models of symflow.discovery (seeded): the same fields `symflow train node` trains.
+MODELS = {
+    "MLP": lambda: MLPVectorField(4, width=64, depth=2, activation="tanh"),
+    "HNN": lambda: HamiltonianNN(4, width=64, depth=2, activation="softplus", gradient="autodiff"),
+}
 
 
 def speed(batch: int, repeat: int) -> list[dict]:
@@ -88,9 +64,10 @@ def speed(batch: int, repeat: int) -> list[dict]:
     with torch.no_grad():
         data = solve(S.vector_field(hh), y0, ts, rtol=1e-10, atol=1e-12).ys
     rows = []
-    for model_cls in (MLP, HNN):
+    for label, build in MODELS.items():
         for seminorm in (True, False):
-            m = model_cls().double()
+            torch.manual_seed(0)
+            m = build().double()
             tol = {"rtol": 1e-6, "atol": 1e-8}
 
             def ours(m=m, seminorm=seminorm, tol=tol):
@@ -119,7 +96,7 @@ def speed(batch: int, repeat: int) -> list[dict]:
             diff = max(float((a - b).norm() / b.norm()) for a, b in zip(g1, g2) if b.norm() > 0)
             rows.append(
                 {
-                    "case": f"{model_cls.__name__} B={batch} {'seminorm' if seminorm else 'full norm'}",
+                    "case": f"{label} B={batch} {'seminorm' if seminorm else 'full norm'}",
                     "symflow s": res["symflow"]["median"],
                     "torchdiffeq s": res["torchdiffeq"]["median"],
                     "symflow / torchdiffeq": res["symflow"]["median"] / res["torchdiffeq"]["median"],
