@@ -28,3 +28,13 @@ def _float64_default():
 def _threads():
     # CI has 2 cores; more threads than cores only adds contention in these small problems.
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tests of tiny models (~10³ weights): intra-op threads only add overhead
+    and contention on a shared 2-core CI machine. Use with ``pytest.mark.usefixtures("one_thread")``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

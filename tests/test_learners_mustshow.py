@@ -7,20 +7,11 @@ They train the named configurations of :mod:`symflow.learners.experiments` — t
 from __future__ import annotations
 
 import pytest
-import torch
 
 from symflow.learners import train_flow_map
 from symflow.learners.experiments import experiment
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def train(name: str):

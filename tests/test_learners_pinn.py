@@ -24,13 +24,7 @@ from symflow.learners import (
 )
 from symflow.systems import get_system, vector_field
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: intra-op threads only add overhead
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("constraint", ["linear", "tfc"])

@@ -16,13 +16,7 @@ from symflow.learners import (
 )
 from symflow.learners.recovery import gauss_legendre
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: intra-op threads only add overhead
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_integrating_the_recovered_hamiltonian_reproduces_the_sympflow():

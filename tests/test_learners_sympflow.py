@@ -9,14 +9,7 @@ from torch.func import functional_call, jacrev, vmap
 from symflow.integrators.errors import CapabilityError, InvalidArgumentError
 from symflow.learners import FlowMapPINN, IncrementMLP, SympFlow
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # ~10³ weights: intra-op threads only add overhead (and contention on a shared 2-core CI box).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def canonical_j(n: int) -> torch.Tensor:

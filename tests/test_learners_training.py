@@ -32,13 +32,7 @@ TINY = {
 QUICK_EVAL = {"horizon": 2.0, "energy_horizon": 4.0, "eval_samples": 3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These models are tiny: one thread avoids contention between intra-op threads.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_training_lowers_the_residual_and_writes_a_complete_run(tmp_path):
