@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import torch
 
 from symflow.diagnostics import FigureFile, ReportError
+from symflow.diagnostics.report import jsonable
+from symflow.training.checkpoint import atomic_write_text
 
 from .settings import DemoSettings
 
@@ -158,21 +159,6 @@ def validate_demo_report(report: Any) -> None:
             raise ReportError(f"invalid demo report: no diagnostics of {name!r}")
 
 
-def _clean(x: Any) -> Any:
-    """JSON-ready: non-finite floats become null, tensors and paths plain values."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        return _clean(x.tolist())
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
 def _g(x: Any, digits: int = 3) -> str:
     v = _f(x)
     return "n/a" if v is None else f"{v:.{digits}g}"
@@ -251,22 +237,11 @@ def render_demo_markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_demo_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Validate, then write ``report.json`` and ``REPORT.md`` into ``out``."""
-    report = _clean(report)
+    report = jsonable(report)  # non-finite floats → null, tensors and paths → plain values
     validate_demo_report(report)
     json_path, md_path = out / "report.json", out / "REPORT.md"
-    _atomic_write(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
-    _atomic_write(md_path, render_demo_markdown(report))
+    atomic_write_text(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(md_path, render_demo_markdown(report))
     return json_path, md_path

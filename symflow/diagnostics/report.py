@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from symflow.integrators import SymflowError
+from symflow.training.checkpoint import atomic_write_text
 
 from .plots import FigureFile
 
@@ -130,7 +131,7 @@ def build_report(
     if poincare is not None:
         section = dict(poincare.summary() if hasattr(poincare, "summary") else poincare)
         section["distance"] = dict(distance) if distance is not None else None
-    return _jsonable(
+    return jsonable(
         {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -223,8 +224,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pat
     validate_report(report, root=out)
     json_path = out / "report.json"
     md_path = out / report["summary"]
-    _atomic_write(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
-    _atomic_write(md_path, render_markdown(report))
+    atomic_write_text(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(md_path, render_markdown(report))
     return json_path, md_path
 
 
@@ -321,24 +322,18 @@ def _relative(path: Path, root: Path) -> str:
         return Path(path).as_posix()
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """Plain JSON types; non-finite floats become null (JSON has no NaN/inf)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, bool) or x is None or isinstance(x, (str, int)):
         return x
     if isinstance(x, float):
         return x if x == x and abs(x) != float("inf") else None
     if hasattr(x, "item"):
-        return _jsonable(x.item())
+        return jsonable(x.item())
     if isinstance(x, Path):
         return x.as_posix()
     return str(x)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
