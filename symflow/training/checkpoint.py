@@ -341,6 +341,26 @@ def load_checkpoint(directory: str | Path, *, map_location: str | torch.device =
     return Checkpoint(state=state, config=config, step=step, path=path)
 
 
+def load_module_state(module: torch.nn.Module, checkpoint: Checkpoint, key: str = "model") -> None:
+    """Load ``checkpoint.state[key]`` into ``module``; a missing entry or tensors of other shapes (a
+    checkpoint of another model) is a one-line :class:`CheckpointError`, not a multi-line traceback."""
+    state = checkpoint.state.get(key)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{checkpoint.path}: the checkpoint holds no {key!r} state")
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"{checkpoint.path}: the saved {key!r} state does not fit the model ({one_line(err)})"
+        ) from err
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (``load_state_dict`` lists mismatches on several)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
+
+
 def _to(obj: Any, device: str | torch.device) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.to(device)

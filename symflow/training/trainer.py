@@ -29,6 +29,7 @@ import torch
 from symflow.integrators.errors import SymflowError
 
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import one_line as _one_line
 from .progress import progress_bar
 from .runs import RunDirectory
 
@@ -231,9 +232,3 @@ def _scalar(v: Any) -> bool:
     if isinstance(v, (int, float)):
         return True
     return isinstance(v, torch.Tensor) and v.numel() == 1
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception's message on one line (``load_state_dict`` lists mismatches on several)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return "; ".join(lines) or type(err).__name__
