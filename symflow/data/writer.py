@@ -194,7 +194,10 @@ class TrajectoryWriter:
         if not self.path.parent.is_dir():
             raise InvalidArgumentError("path", str(self.path), "a file in an existing folder")
         if self.path.exists() and not overwrite:
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(
+                f"{self.path} exists (written by {_writer_of(self.path)}); pass overwrite=True (--overwrite) "
+                "to replace it"
+            )
         if not overwrite:
             for other, pid in _partials(self.path.parent, self.path.name):
                 if pid != os.getpid() and _in_use(other, pid):
