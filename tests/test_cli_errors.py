@@ -92,6 +92,18 @@ def test_train_cnf_refuses_bad_options_before_any_work(tmp_path, capsys, option,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("learner", ["sympflow", "pinn"])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--lr", "-1"), ("--lr-final", "0"), ("--dt", "0"), ("--collocation", "0"), ("--checkpoint-every", "0")],
+)
+def test_learner_commands_refuse_bad_options_before_any_work(tmp_path, capsys, learner, option, value):
+    out = tmp_path / "run"
+    argv = ["train", learner, "--system", "pendulum", "--steps", "1", "--no-plots", "--quiet", "-o", str(out)]
+    assert option in one_line_error(capsys, [*argv, f"{option}={value}"])
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "word"),
     [
