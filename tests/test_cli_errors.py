@@ -312,3 +312,13 @@ def test_resume_tolerates_the_truncated_metrics_line_a_kill_leaves(node_run, hh_
     assert main(argv) == 0
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [*before, 3]
+
+
+@pytest.mark.gpu
+def test_a_run_resumes_on_the_gpu(hh_file, tmp_path):
+    """RNG states must come back as CPU tensors even when the checkpoint is mapped to the GPU."""
+    out = tmp_path / "run"
+    argv = [*NODE, "--data", str(hh_file), "-o", str(out), "--device", "cuda", "--no-eval"]
+    assert main(argv) == 0
+    assert main([*argv, "--resume", "--steps", "3"]) == 0
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3

@@ -26,7 +26,7 @@ import torch
 
 from symflow.cli import main
 from symflow.data import TrajectoryWriter, open_trajectories, simulate
-from symflow.data.writer import stale_partials
+from symflow.data import writer as W
 from symflow.training import RunDirectory, Trainer, load_checkpoint, seed_everything
 from symflow.training import checkpoint as C
 
@@ -91,7 +91,7 @@ def test_a_writer_killed_at_random_moments_never_leaves_a_damaged_file(tmp_path,
             assert not overwrite, "the existing file disappeared"
             outcomes.append(None)
         assert len(leftovers) <= 1 and all(p.name.endswith(".partial") for p in leftovers)
-        assert stale_partials(target.parent) == leftovers, "a dead writer's partial file is stale"
+        assert W.stale_partials(target.parent) == leftovers, "a dead writer's partial file is stale"
         # The next writer of the target clears the dead one's partial file and succeeds.
         proc = CTX.Process(target=_fill, args=(target, 3.0, True))
         proc.start()

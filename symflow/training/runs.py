@@ -18,6 +18,7 @@ leftovers of an interrupted checkpoint save are removed (:func:`~.checkpoint.cle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -106,7 +107,8 @@ class RunDirectory:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit the kernel drops the lock anyway
+            self.close()
 
     def close(self) -> None:
         """Release the run's lock (it is also released when the process exits)."""
