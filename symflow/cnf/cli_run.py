@@ -212,6 +212,7 @@ def run_cnf_experiment(
         )
         summary["figure"] = str(path)
     run.write_json("summary.json", summary)
+    run.close()  # let other processes open the run directory (its lock)
     return summary
 
 
