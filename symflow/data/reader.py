@@ -322,7 +322,8 @@ class TrajectoryFile:
                     raise SchemaError(
                         f"dataset {key!r} has dtype {ds.dtype}", path=self.path, expected="float32 or float64"
                     )
-                self._check_storage(key, ds)
+                # No storage check: the shape is tied to y's, which was checked, and unwritten rows of
+                # these optional datasets read as NaN ("not recorded"), which is what they mean.
         if S.PARAMS in f:
             p = self._dataset(S.PARAMS, f"({N}, P)")
             if p.ndim != 2 or p.shape[0] != N:

@@ -194,9 +194,10 @@ class TrajectoryWriter:
         if not self.path.parent.is_dir():
             raise InvalidArgumentError("path", str(self.path), "a file in an existing folder")
         if self.path.exists() and not overwrite:
+            writer = _writer_of(self.path)
+            by = f" (written by {writer})" if writer else ""
             raise OutputExistsError(
-                f"{self.path} exists (written by {_writer_of(self.path)}); pass overwrite=True (--overwrite) "
-                "to replace it"
+                f"{self.path} exists{by}; pass overwrite=True (--overwrite) to replace it"
             )
         if not overwrite:
             for other, pid in _partials(self.path.parent, self.path.name):
@@ -425,8 +426,9 @@ class TrajectoryWriter:
         try:
             os.link(self._tmp, self.path)
         except FileExistsError:
+            winner = _writer_of(self.path) or "another process"
             raise OutputExistsError(
-                f"{self.path} appeared while this process was writing it: {_writer_of(self.path)} finished "
+                f"{self.path} appeared while this process was writing it: {winner} finished "
                 "first and its file was kept; this process discarded its own copy (pass overwrite=True "
                 "(--overwrite) to replace the file instead)"
             ) from None
@@ -436,7 +438,8 @@ class TrajectoryWriter:
             # A filesystem without hard links: check and rename (a narrow race remains there).
             if self.path.exists():
                 raise OutputExistsError(
-                    f"{self.path} appeared while this process was writing it ({_writer_of(self.path)}); "
+                    f"{self.path} appeared while this process was writing it "
+                    f"({_writer_of(self.path) or 'another process'}); "
                     "this process discarded its copy (pass overwrite=True (--overwrite) to replace it)"
                 ) from None
             os.replace(self._tmp, self.path)
@@ -469,14 +472,14 @@ def _hold_lock(path: Path) -> int | None:
     return fd
 
 
-def _writer_of(path: Path) -> str:
-    """``"process <pid>"`` from the file's ``writer_pid`` attribute, or a vaguer phrase."""
+def _writer_of(path: Path) -> str | None:
+    """``"process <pid>"`` from the file's ``writer_pid`` attribute (``None`` when it has none)."""
     try:
         with h5py.File(path, "r") as f:
             pid = f.attrs.get(S.ATTR_WRITER_PID)
     except Exception:  # unreadable or still being written: say what we know
         pid = None
-    return f"process {int(pid)}" if pid is not None else "another process"
+    return f"process {int(pid)}" if pid is not None else None
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
