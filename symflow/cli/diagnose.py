@@ -170,15 +170,29 @@ def _source(args: argparse.Namespace, system: Any) -> Any:
     return IntegratorSource.for_system(system, spec.name, **options)
 
 
+# The range of every numeric option, checked before any work.
+def _ranges() -> dict[str, Any]:
+    from symflow.training.checks import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Range
+
+    return {
+        "orbits": POSITIVE_INT,
+        "samples": POSITIVE_INT.or_none("500 time points"),
+        "t_end": POSITIVE,
+        "dt": POSITIVE.or_none("the method's adaptive steps"),
+        "rtol": POSITIVE.or_none(f"{DEFAULT_RTOL:g}"),
+        "atol": POSITIVE.or_none(f"{DEFAULT_ATOL:g}"),
+        "energy": Range().or_none("the sampler's typical states"),
+        "seed": NON_NEGATIVE_INT,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from symflow.diagnostics import IntegratorSource, diagnose
+    from symflow.training.checks import check_ranges
 
-    for name in ("orbits", "samples"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CLIError(f"--{name} must be a positive integer, got {value}")
-    if not args.t_end > 0:
-        raise CLIError(f"--t-end must be positive, got {args.t_end:g}")
+    check_ranges(vars(args), _ranges(), flag=True)
+    if args.output.exists() and not args.output.is_dir():
+        raise CLIError(f"-o {args.output}: exists and is not a directory; the report needs a directory")
     found = resolve_input(args)
     source = found.run.source if found.run is not None else _source(args, found.system)
     say = (lambda message: None) if args.quiet else (lambda message: print(f"diagnose: {message}"))

@@ -87,7 +87,34 @@ def add_flow_map_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _ranges() -> dict[str, Any]:
+    """The range of every numeric option of ``train sympflow``/``train pinn`` (checked before any work)."""
+    from symflow.training.checks import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Range
+
+    return {
+        "steps": NON_NEGATIVE_INT,
+        "lbfgs_steps": NON_NEGATIVE_INT,
+        "lbfgs_points": POSITIVE_INT,
+        "lbfgs_resample": POSITIVE_INT,
+        "lbfgs_iterations": POSITIVE_INT,
+        "lr": POSITIVE,
+        "lr_final": POSITIVE,
+        "seed": NON_NEGATIVE_INT,
+        "checkpoint_every": POSITIVE_INT,
+        "threads": POSITIVE_INT.or_none("torch's default"),
+        "dt": POSITIVE,
+        "energy_max": Range().or_none("the system's own sampler"),
+        "collocation": POSITIVE_INT,
+        "horizon": POSITIVE.or_none("the default horizon"),
+        "energy_horizon": POSITIVE.or_none("1000Δt"),
+        "eval_samples": POSITIVE_INT,
+    }
+
+
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from symflow.training.checks import check_ranges
+
+    check_ranges(vars(args), _ranges(), flag=True)
     return {
         "system_args": system_args(args.param),
         "adam_steps": args.steps,

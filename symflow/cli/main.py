@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from symflow.integrators.errors import SymflowError
 
@@ -16,6 +19,27 @@ COMMANDS = ("systems", "simulate", "validate", "train", "diagnose", "demo")
 
 class CLIError(SymflowError):
     """A mistake in the command line (missing file, bad option value) reported as one line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what batch schedulers and ``kill`` send), raised where Ctrl-C would be, so that every
+    command cleans up the same way: writers remove their partial files, training checkpoints."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,23 +69,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from symflow.training import TrainingInterrupted
+
+    command = " ".join(x for x in (args.command, getattr(args, "learner", None)) if x)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
+    except Terminated:
+        print("symflow: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("symflow: interrupted", file=sys.stderr)
-        return 130
-    except (SymflowError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        return 128 + signal.SIGINT
+    except TrainingInterrupted as err:  # stopped cleanly by a signal, checkpoint written
+        print(f"symflow {command}: {_one_line(err)}", file=sys.stderr)
+        return 128 + err.signum
+    except (SymflowError, OSError) as err:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"symflow {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            print(f"symflow {command}: error: {_one_line(err)}", file=sys.stderr)
             print("(add --debug before the command for the full traceback)", file=sys.stderr)
         return 1
 
 
 def _one_line(err: BaseException) -> str:
-    if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)) and err.filename:
-        return f"{err.strerror}: {err.filename}"
+    if isinstance(err, OSError) and not isinstance(err, SymflowError) and err.strerror:
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror}{where}"
     return " ".join(str(err).split())
 
 

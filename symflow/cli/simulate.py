@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from .main import CLIError
 
@@ -129,7 +131,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from symflow.data import load_recipe, simulate
+    from symflow.data.writer import stale_partials
 
+    from .validate import report_stale_partials
+
+    out = Path(args.output)
+    for stale in stale_partials(out.parent, out.name):  # this target's, from earlier killed runs
+        stale.unlink(missing_ok=True)
+        print(f"symflow simulate: removed {stale} (left by a writer that died)", file=sys.stderr)
+    report_stale_partials(out.parent, "simulate")
     given = {k: getattr(args, k) for k in _OVERRIDABLE if getattr(args, k) is not None}
     if "dtype" in given:
         given["dtype"] = {"float64": torch.float64, "float32": torch.float32}[given["dtype"]]

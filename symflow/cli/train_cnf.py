@@ -95,15 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from symflow.cnf.cli_run import run_cnf_experiment
+    from symflow.cnf.cli_run import CNF_RANGES, run_cnf_experiment
+    from symflow.training.checks import check_ranges
 
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other; pass one")
-    for name in ("steps", "batch_size", "train_size", "test_size", "samples", "checkpoint_every"):
-        if getattr(args, name) < 1:
-            raise CLIError(
-                f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}"
-            )
+    check_ranges(vars(args), CNF_RANGES, flag=True)  # every numeric option, before any work
     lr = args.lr if args.lr is not None else (1e-2 if args.objective == "mle" else 2e-3)
     summary = run_cnf_experiment(
         args.out,

@@ -97,9 +97,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# Config fields whose command-line flag is not simply --field-name.
+_FLAGS = {"warm_start_steps": "--warm-start", "evaluate": "--no-eval"}
+
+
 def run(args: argparse.Namespace) -> int:
     from symflow.cli.main import CLIError
     from symflow.discovery.training import NodeConfig, train_node
+    from symflow.integrators.errors import InvalidArgumentError
 
     if not Path(args.data).exists():
         raise CLIError(f"--data {args.data}: no such file (create one with `symflow simulate ... -o FILE`)")
@@ -135,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
         y_key=args.y_key,
         mask_key=args.mask_key,
     )
+    try:
+        cfg.validate()  # every option, before any work
+    except InvalidArgumentError as err:  # name the command-line flag, not the config field
+        flag = _FLAGS.get(err.argument, "--" + err.argument.replace("_", "-"))
+        raise InvalidArgumentError(flag, err.received, err.expected) from None
     summary = train_node(
         cfg,
         args.out,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from symflow.data import validate
 
+    report_stale_partials(Path(args.file).parent, "validate")
     report = validate(
         args.file, t_key=args.t_key, y_key=args.y_key, mask_key=args.mask_key, max_problems=args.max_problems
     )
@@ -50,3 +53,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report)
     return 0 if report.ok else 1
+
+
+def report_stale_partials(folder: Path, command: str) -> None:
+    """List (on stderr) the partial files in ``folder`` that writers which died left behind."""
+    from symflow.data.writer import stale_partials
+
+    stale = stale_partials(folder)
+    if stale:
+        names = ", ".join(p.name for p in stale[:10]) + (
+            f", … ({len(stale)} in all)" if len(stale) > 10 else ""
+        )
+        print(
+            f"symflow {command}: note: partial files left by writers that died in {folder}: {names} "
+            "(incomplete; delete them)",
+            file=sys.stderr,
+        )

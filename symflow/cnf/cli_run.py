@@ -16,6 +16,14 @@ import torch
 
 from symflow.integrators import InvalidArgumentError
 from symflow.training import RunDirectory
+from symflow.training.checks import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT_INTERVAL_OPEN,
+    check_ranges,
+)
 
 from .fields import TimeMLP
 from .model import CNF
@@ -24,6 +32,26 @@ from .toy_data import get_dataset
 from .training import evaluate_nll, normalisation, train_cnf, train_flow_matching
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# The range of every numeric setting, checked before any work (``symflow train cnf`` checks the same
+# rules against its flags).
+CNF_RANGES = {
+    "rtol": POSITIVE,
+    "atol": POSITIVE,
+    "dt": POSITIVE.or_none("the method's adaptive steps"),
+    "kinetic": NON_NEGATIVE,
+    "jacobian": NON_NEGATIVE,
+    "sigma_min": UNIT_INTERVAL_OPEN,
+    "steps": POSITIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "lr": POSITIVE.or_none("1e-2 for mle, 2e-3 for flow matching"),
+    "train_size": POSITIVE_INT,
+    "test_size": POSITIVE_INT,
+    "seed": NON_NEGATIVE_INT,
+    "validate_every": POSITIVE_INT.or_none("no validation during training"),
+    "checkpoint_every": POSITIVE_INT,
+    "samples": POSITIVE_INT,
+}
 
 # Settings that must match when a run is resumed (the step count may be raised).
 _RESUME_KEYS = (
@@ -84,6 +112,7 @@ def run_cnf_experiment(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a CNF on a toy data set in the run directory ``out``; returns the summary dict."""
+    check_ranges(locals(), CNF_RANGES)
     if dtype not in DTYPES:
         raise InvalidArgumentError("dtype", dtype, f"one of {', '.join(DTYPES)}")
     if objective not in ("mle", "flow_matching"):
@@ -183,6 +212,7 @@ def run_cnf_experiment(
         )
         summary["figure"] = str(path)
     run.write_json("summary.json", summary)
+    run.close()  # let other processes open the run directory (its lock)
     return summary
 
 

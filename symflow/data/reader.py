@@ -16,6 +16,12 @@ within the length, NaN padding past it, finite states (failed solves, flagged by
 ``status``, may hold NaN after their failure), known status codes. Every problem names the
 trajectory and what was expected. Files that are not HDF5, are truncated or fail their checksums
 raise :class:`~symflow.data.schema.UnreadableFileError`, never a raw h5py error.
+
+**Bounded reading.** Declared sizes are never trusted: before anything is read, every dataset's
+declared shape is compared with the storage the file really holds (all chunks of a chunked
+dataset, all bytes of a contiguous one), so a few kilobytes cannot declare 10⁹ trajectories and
+make a reader allocate gigabytes; datasets stored outside the file (external or virtual) are
+refused; ``length`` and ``status`` are read in blocks of :data:`BLOCK_ROWS` rows.
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ def _open_h5(path: Path) -> h5py.File:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    with open(path, "rb"):  # an unreadable file is a PermissionError, not "not an HDF5 file"
+        pass
     try:
         is_h5 = h5py.is_hdf5(path)
     except OSError:  # pragma: no cover - unreadable bytes
@@ -214,6 +222,24 @@ class TrajectoryFile:
             )
         self.n, self.n_times, self.dim = (int(s) for s in y.shape)
         N, T = self.n, self.n_times
+        if N == 0:
+            raise SchemaError(
+                f"dataset {self.y_key!r} holds no trajectories (shape {y.shape})",
+                path=self.path,
+                expected="N ≥ 1 trajectories",
+            )
+        if T == 0:
+            raise SchemaError(
+                f"dataset {self.y_key!r} holds no observation times (shape {y.shape})",
+                path=self.path,
+                expected="T ≥ 1 observations",
+            )
+        if self.dim == 0 or self.dim % 2:
+            raise SchemaError(
+                f"dataset {self.y_key!r} has state dimension D = {self.dim} (shape {y.shape})",
+                path=self.path,
+                expected="an even state dimension D = 2n ≥ 2 (positions q, then momenta p)",
+            )
         if y.dtype not in (np.float32, np.float64):
             raise SchemaError(
                 f"dataset {self.y_key!r} has dtype {y.dtype}", path=self.path, expected="float32 or float64"
@@ -232,6 +258,8 @@ class TrajectoryFile:
                 path=self.path,
                 expected="floating-point times" if plain else "float64",
             )
+        self._check_storage(self.y_key, y)
+        self._check_storage(self.t_key, t)
         self._t, self._y = t, y
         self._shared_t: np.ndarray | None = None
         self.status: np.ndarray | None = None
@@ -247,6 +275,7 @@ class TrajectoryFile:
                     raise SchemaError(
                         f"dataset {mask_key!r} has dtype {m.dtype}", path=self.path, expected="a boolean mask"
                     )
+                self._check_storage(mask_key, m)
                 self._mask = m
                 self.length = np.empty(N, dtype=np.int64)
                 for s, e in self._blocks():
@@ -256,7 +285,7 @@ class TrajectoryFile:
                 self.length = np.full(N, T, dtype=np.int64)
             if t.ndim == 1:
                 with self._guard(f"dataset {t_key!r}"):
-                    self._shared_t = t[()]
+                    self._shared_t = t[()]  # T values, checked against the storage above
             return
         length = self._dataset(S.LENGTH, f"({N},)")
         if length.shape != (N,) or length.dtype.kind not in "iu":
@@ -265,8 +294,8 @@ class TrajectoryFile:
                 path=self.path,
                 expected=f"integers of shape ({N},)",
             )
-        with self._guard("dataset 'length'"):
-            self.length = length[()].astype(np.int64)
+        self._check_storage(S.LENGTH, length)
+        self.length = self._read_rows(S.LENGTH, length, np.int64)
         if S.STATUS in f:
             st = self._dataset(S.STATUS, f"({N},)")
             if st.shape != (N,) or st.dtype.kind not in "iu":
@@ -275,20 +304,51 @@ class TrajectoryFile:
                     path=self.path,
                     expected=f"int8 codes of shape ({N},)",
                 )
-            with self._guard("dataset 'status'"):
-                self.status = st[()].astype(np.int8)
+            self._check_storage(S.STATUS, st)
+            status = self._read_rows(S.STATUS, st, np.int64)
+            # Codes outside int8 would wrap around into valid ones: keep them recognisably invalid.
+            self.status = np.where((status < -128) | (status > 127), S.STATUS_UNWRITTEN, status).astype(
+                np.int8
+            )
         expected_shapes = {S.ENERGY: (N, T), S.Y_CLEAN: (N, T, self.dim)}
         for key, shape in expected_shapes.items():
-            if key in f and self._dataset(key, str(shape)).shape != shape:
-                raise SchemaError(
-                    f"dataset {key!r} has shape {f[key].shape}", path=self.path, expected=str(shape)
-                )
+            if key in f:
+                ds = self._dataset(key, str(shape))
+                if ds.shape != shape:
+                    raise SchemaError(
+                        f"dataset {key!r} has shape {ds.shape}", path=self.path, expected=str(shape)
+                    )
+                if ds.dtype.kind != "f":
+                    raise SchemaError(
+                        f"dataset {key!r} has dtype {ds.dtype}", path=self.path, expected="float32 or float64"
+                    )
+                # No storage check: the shape is tied to y's, which was checked, and unwritten rows of
+                # these optional datasets read as NaN ("not recorded"), which is what they mean.
         if S.PARAMS in f:
             p = self._dataset(S.PARAMS, f"({N}, P)")
             if p.ndim != 2 or p.shape[0] != N:
                 raise SchemaError(
                     f"dataset 'params' has shape {p.shape}", path=self.path, expected=f"({N}, P)"
                 )
+            if p.dtype.kind != "f":
+                raise SchemaError(
+                    f"dataset 'params' has dtype {p.dtype}",
+                    path=self.path,
+                    expected="floating-point parameters",
+                )
+            self._check_storage(S.PARAMS, p)
+
+    def _check_storage(self, key: str, ds: h5py.Dataset) -> None:
+        """Refuse a dataset whose declared size the file does not really hold (never trust a header)."""
+        _check_storage(self.path, key, ds)
+
+    def _read_rows(self, key: str, ds: h5py.Dataset, dtype: type) -> np.ndarray:
+        """A ``(N,)`` dataset read block by block (bounded temporary memory)."""
+        out = np.empty(self.n, dtype=dtype)
+        for s, e in self._blocks():
+            with self._guard(f"dataset {key!r}", s, e):
+                out[s:e] = ds[s:e]
+        return out
 
     def _check_attrs(self) -> None:
         a = self.attrs
@@ -408,8 +468,7 @@ class TrajectoryFile:
         name = self.attrs.get("system")
         if not isinstance(name, str) or name not in SYSTEMS:
             raise CapabilityError(f"{self.path}: the file names no registered system (system={name!r})")
-        args = self.attrs.get("system_args") or {}
-        return get_system(name, **args)
+        return get_system(name, **system_args(self.attrs, self.path))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -485,6 +544,68 @@ class TrajectoryFile:
             for r, _, what, expected in found[: max(0, max_problems - len(problems))]:
                 problems.append(TrajectoryError(what, path=self.path, index=s + int(r), expected=expected))
         return problems, total, failed
+
+
+def system_args(attrs: dict[str, Any], path: Any = None) -> dict[str, Any]:
+    """The ``system_args`` attribute as a dict (``{}`` when absent); text that is not a JSON object is a
+    :class:`SchemaError` — never silently the system's default parameters."""
+    raw = attrs.get("system_args")
+    if raw is None or raw == "":
+        return {}
+    value = raw
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    if not isinstance(value, dict):
+        raise SchemaError(
+            f"attribute system_args is {str(raw)[:80]!r}",
+            path=path,
+            expected='a JSON object of parameters, e.g. {"lam": 1.0}',
+        )
+    return dict(value)
+
+
+def _check_storage(path: Path, key: str, ds: h5py.Dataset) -> None:
+    declared = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize if ds.shape else 0
+    if declared == 0:
+        return
+    if ds.is_virtual or ds.external:
+        kind = "virtual" if ds.is_virtual else "external"
+        raise SchemaError(
+            f"dataset {key!r} is stored outside the file ({kind} storage)",
+            path=path,
+            expected="data stored in the file itself",
+        )
+    layout = ds.id.get_create_plist().get_layout()
+    if layout == h5py.h5d.CHUNKED:
+        per_axis = [-(-size // chunk) for size, chunk in zip(ds.shape, ds.chunks)]
+        expected = int(np.prod(per_axis, dtype=np.float64))
+        stored = ds.id.get_num_chunks()
+        if stored < expected:
+            raise SchemaError(
+                f"dataset {key!r} declares shape {ds.shape} ({_size(declared)}) but stores only {stored} "
+                f"of its {expected} chunks; the rest was never written",
+                path=path,
+                expected="a file whose datasets hold every declared row",
+            )
+    elif layout == h5py.h5d.CONTIGUOUS:
+        stored = ds.id.get_storage_size()
+        if stored < declared:
+            raise SchemaError(
+                f"dataset {key!r} declares shape {ds.shape} ({_size(declared)}) but stores {_size(stored)}",
+                path=path,
+                expected="a file whose datasets hold every declared row",
+            )
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""  # pragma: no cover
 
 
 def _pack(t: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

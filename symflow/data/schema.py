@@ -47,6 +47,7 @@ ATTR_VERSION = "schema_version"
 ATTR_COMPLETE = "complete"
 ATTR_SYMFLOW_VERSION = "symflow_version"
 ATTR_CREATED = "created"
+ATTR_WRITER_PID = "writer_pid"  # the process that wrote the file (named when a concurrent writer loses)
 
 # Status value of rows a writer has not filled (the dataset's fill value), and of length.
 STATUS_UNWRITTEN = -1

@@ -35,6 +35,7 @@ from symflow.integrators.errors import CapabilityError, InvalidArgumentError
 from symflow.integrators.inputs import positive_float
 from symflow.integrators.solution import Status
 from symflow.systems import HamiltonianSystem, get_system, vector_field
+from symflow.training.checks import check_device
 from symflow.training.progress import progress_bar
 
 from .sampling import ObservationTimes, make_sampling, pad_for_solver
@@ -218,8 +219,15 @@ def simulate(
     else:
         obs = make_sampling(sampling, t_end, n_obs, min_obs=min_obs, max_obs=max_obs)
     spec = get_method(method)
-    adaptive = spec.adaptive and dt is None
+    adaptive = spec.adaptive
     if adaptive:
+        if dt is not None:  # options of the other kind are errors, not silently a fixed-step solve
+            raise InvalidArgumentError(
+                "dt",
+                dt,
+                f"not set: {spec.name!r} is adaptive and chooses its own steps (rtol/atol); "
+                "for fixed steps of size dt pick a fixed-step method (e.g. rk4, gl4, verlet)",
+            )
         if max_steps is not None:
             _positive_int("max_steps", max_steps)
         opts: dict[str, Any] = {
@@ -248,7 +256,7 @@ def simulate(
         )
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError("dtype", dtype, "torch.float64 or torch.float32")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = check_device(device, "device") if device is not None else torch.device("cpu")
     D = sys_.dim
     sigma = _noise_sigma(noise, D)
     if store_clean is None:

@@ -4,17 +4,30 @@
 trajectory axis, gzip + shuffle, ``fletcher32`` checksums, NaN fill value) in a temporary file
 next to the target, and appends trajectories batch by batch, so a file of 10⁶ trajectories never
 sits in memory. Closing it writes ``complete=True`` last, flushes the file to disk and renames it
-onto the target with :func:`os.replace` (atomic on POSIX). An exception or Ctrl-C removes the
-temporary file; a hard kill leaves only ``<name>.<pid>.partial``, never a half-written file under
-the final name, and readers refuse a file without ``complete=True`` anyway.
+onto the target (atomic on POSIX). An exception or Ctrl-C removes the temporary file; a hard kill
+leaves only ``<name>.<pid>.partial``, never a half-written file under the final name, and readers
+refuse a file without ``complete=True`` anyway.
+
+**One writer per file.** Without ``overwrite``, the final step is a hard link of the finished
+temporary file to the target, which the kernel refuses if the target exists — so a file that
+appeared while this writer was working (another process writing the same path) is never replaced;
+the writer discards its copy and names the process that won (the ``writer_pid`` attribute). A
+writer also refuses at once to start on a target whose temporary file belongs to a live process.
+A temporary file is *live* while its writer holds it open (HDF5 keeps an exclusive ``flock`` on
+files open for writing), so partial files of writers that died are recognised as *stale*
+(:func:`stale_partials`); a writer removes the stale partial files of its own target when it starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import math
 import os
+import re
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,13 +46,74 @@ from . import schema as S
 CHUNK_BYTES = 1 << 18
 
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+# A partial file untouched for this long whose writer holds no lock on it is stale even if a process
+# with its pid exists (the pid may have been reused, or belong to another machine).
+STALE_AFTER_S = 60.0
+_PARTIAL = re.compile(r"(?P<target>.+)\.(?P<pid>\d+)\.partial")
+
+
 class OutputExistsError(SymflowError, FileExistsError):
-    """The output file exists and ``overwrite=True`` was not given."""
+    """The output file exists (or another process is writing it) and ``overwrite=True`` was not given."""
 
 
 def partial_path(path: Path) -> Path:
     """The temporary file a writer fills before renaming it to ``path`` (same folder, same disk)."""
     return path.with_name(f"{path.name}.{os.getpid()}.partial")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, belongs to someone else
+        return True
+    return True
+
+
+def _in_use(partial: Path, pid: int) -> bool:
+    """Whether the writer of ``partial`` is still at work: it holds the file locked (HDF5 locks files
+    open for writing), or, where locks tell nothing, its process is alive and the file is recent."""
+    try:
+        fd = os.open(partial, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            except OSError:  # no locks on this filesystem: fall back to the pid and the age
+                pass
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        age = time.time() - os.fstat(fd).st_mtime
+        return _pid_alive(pid) and age < STALE_AFTER_S
+    finally:
+        os.close(fd)
+
+
+def _partials(folder: Path, target: str | None = None) -> list[tuple[Path, int]]:
+    pattern = f"{glob.escape(target)}.*.partial" if target else "*.partial"
+    out = []
+    for path in sorted(folder.glob(pattern)):
+        m = _PARTIAL.fullmatch(path.name)
+        if m and (target is None or m["target"] == target) and path.is_file() and not path.is_symlink():
+            out.append((path, int(m["pid"])))
+    return out
+
+
+def stale_partials(folder: str | os.PathLike, target: str | None = None) -> list[Path]:
+    """Temporary ``<name>.<pid>.partial`` files in ``folder`` left by writers that died (killed,
+    crashed, machine lost): files no live writer holds. ``target`` limits them to one file name."""
+    folder = Path(folder)
+    return [p for p, pid in _partials(folder, target) if pid != os.getpid() and not _in_use(p, pid)]
 
 
 def _as_numpy(name: str, value: Any, dtype: np.dtype | type | None = None) -> np.ndarray:
@@ -120,7 +194,20 @@ class TrajectoryWriter:
         if not self.path.parent.is_dir():
             raise InvalidArgumentError("path", str(self.path), "a file in an existing folder")
         if self.path.exists() and not overwrite:
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
+            writer = _writer_of(self.path)
+            by = f" (written by {writer})" if writer else ""
+            raise OutputExistsError(
+                f"{self.path} exists{by}; pass overwrite=True (--overwrite) to replace it"
+            )
+        if not overwrite:
+            for other, pid in _partials(self.path.parent, self.path.name):
+                if pid != os.getpid() and _in_use(other, pid):
+                    raise OutputExistsError(
+                        f"{self.path} is being written by process {pid} (its temporary file {other.name}); "
+                        "wait for it to finish, write elsewhere, or pass overwrite=True (--overwrite)"
+                    )
+        self.overwrite = bool(overwrite)
+        self.removed_stale: list[Path] = []
         if chunk_rows is None:
             chunk_rows = max(1, CHUNK_BYTES // (n_times * dim * self.dtype.itemsize))
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
@@ -132,6 +219,7 @@ class TrajectoryWriter:
         self._level = compression_level
         self._file: h5py.File | None = None
         self._tmp = partial_path(self.path)
+        self._hold: int | None = None
         self.written = 0
         self.closed = False
 
@@ -151,7 +239,11 @@ class TrajectoryWriter:
             raise SymflowError("TrajectoryWriter.open: the writer is already open or closed")
         from symflow import __version__
 
+        for stale in stale_partials(self.path.parent, self.path.name):
+            stale.unlink(missing_ok=True)
+            self.removed_stale.append(stale)
         self._file = h5py.File(self._tmp, "w")
+        self._hold = _hold_lock(self._tmp)
         try:
             self._create_datasets()
             attrs = self._file.attrs
@@ -159,6 +251,7 @@ class TrajectoryWriter:
             attrs[S.ATTR_VERSION] = S.SCHEMA_VERSION
             attrs[S.ATTR_SYMFLOW_VERSION] = __version__
             attrs[S.ATTR_CREATED] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            attrs[S.ATTR_WRITER_PID] = os.getpid()
             for key, value in self._attrs.items():
                 attrs[key] = value
         except BaseException:
@@ -312,12 +405,46 @@ class TrajectoryWriter:
             self._file = None
             with open(self._tmp, "rb+") as fh:  # the data reach the disk before the name does
                 os.fsync(fh.fileno())
-            os.replace(self._tmp, self.path)
+            if self.overwrite:
+                os.replace(self._tmp, self.path)
+            else:
+                self._link_into_place()
         except BaseException:
             self.abort()
             raise
+        self._release()
         self.closed = True
         return self.path
+
+    def _release(self) -> None:
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
+
+    def _link_into_place(self) -> None:
+        """Give the finished file its name unless that name appeared meanwhile (never replace it)."""
+        try:
+            os.link(self._tmp, self.path)
+        except FileExistsError:
+            winner = _writer_of(self.path) or "another process"
+            raise OutputExistsError(
+                f"{self.path} appeared while this process was writing it: {winner} finished "
+                "first and its file was kept; this process discarded its own copy (pass overwrite=True "
+                "(--overwrite) to replace the file instead)"
+            ) from None
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+            # A filesystem without hard links: check and rename (a narrow race remains there).
+            if self.path.exists():
+                raise OutputExistsError(
+                    f"{self.path} appeared while this process was writing it "
+                    f"({_writer_of(self.path) or 'another process'}); "
+                    "this process discarded its copy (pass overwrite=True (--overwrite) to replace it)"
+                ) from None
+            os.replace(self._tmp, self.path)
+            return
+        self._tmp.unlink()
 
     def abort(self) -> None:
         """Close and delete the temporary file (the target is left untouched)."""
@@ -327,7 +454,32 @@ class TrajectoryWriter:
                 self._file.close()
             self._file = None
         self._tmp.unlink(missing_ok=True)
+        self._release()
         self.closed = True
+
+
+def _hold_lock(path: Path) -> int | None:
+    """A shared ``flock`` on the temporary file, so other processes see it in use, where HDF5 does not
+    lock it itself (``HDF5_USE_FILE_LOCKING=FALSE``); ``None`` when HDF5 already holds it."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # HDF5's exclusive lock is in place (or no locks here)
+        os.close(fd)
+        return None
+    return fd
+
+
+def _writer_of(path: Path) -> str | None:
+    """``"process <pid>"`` from the file's ``writer_pid`` attribute (``None`` when it has none)."""
+    try:
+        with h5py.File(path, "r") as f:
+            pid = f.attrs.get(S.ATTR_WRITER_PID)
+    except Exception:  # unreadable or still being written: say what we know
+        pid = None
+    return f"process {int(pid)}" if pid is not None else None
 
 
 def _float_dtype(dtype: Any) -> np.dtype:

@@ -77,7 +77,9 @@ def diagnose(
         out_dir: report directory (created).
         system: the Hamiltonian system (true energy, default surface of section).
         source: the map diagnosed (structure, trajectories in system mode, sections).
-        trajectories: data to measure the energy of (file mode); ``None``: ``orbits`` initial
+        trajectories: data to measure the energy of (file mode; failed solves, whose status is not
+            success, are left out and counted as ``failed_trajectories_skipped`` in the report's
+            input section); ``None``: ``orbits`` initial
             conditions from the system's sampler (at ``energy_level``) followed by ``source`` to
             ``t_end`` on ``samples`` time points.
         orbits: number of orbits (sampled, or the first ones of ``trajectories``).
@@ -100,6 +102,18 @@ def diagnose(
     if isinstance(t_end, bool) or not isinstance(t_end, (int, float)) or not 0 < t_end < math.inf:
         raise InvalidArgumentError("t_end", t_end, "a positive finite time")
 
+    # Failed solves (kept in files with their status) are no evidence about the map: leave them out.
+    skipped = None
+    if trajectories is not None and trajectories.status is not None:
+        ok = trajectories.status == 0
+        skipped = int((~ok).sum())
+        if skipped == trajectories.n:
+            raise InvalidArgumentError(
+                "trajectories", f"{trajectories.n} trajectories, all failed", "at least one successful solve"
+            )
+        if skipped:
+            log(f"leaving out {skipped} failed trajectories (their status is not success)")
+            trajectories = trajectories.select(ok.nonzero().squeeze(1))
     # Initial conditions and the trajectories whose energy is measured.
     if trajectories is None:
         y0 = system.sample(orbits, seed=seed, energy=energy_level)
@@ -170,6 +184,8 @@ def diagnose(
     info = {"kind": "system", "path": None, "system": system.name, "system_args": dict(system.params)}
     info["description"] = f"{system.name} sampled at E = {energy_level}" if energy_level else system.name
     info.update(dict(input_info or {}))
+    if skipped is not None:
+        info["failed_trajectories_skipped"] = skipped
     run_settings = {
         "source": source.name,
         "orbits": int(y0.shape[0]),

@@ -11,7 +11,8 @@ key                 type         meaning
 ``symflow_version`` str          version that wrote it
 ``created``         str          ISO 8601 UTC time
 ``input``           object       ``kind`` (``file``/``system``/``source``), ``path``, ``system``,
-                                 ``system_args``, ``description``
+                                 ``system_args``, ``description``; for trajectory files also
+                                 ``failed_trajectories_skipped`` (failed solves left out)
 ``settings``        object       the options the diagnostics ran with (method, tolerances, t_end…)
 ``energy``          object|null  per Hamiltonian name (``true``, ``learned``): ``ENERGY_KEYS``
 ``structure``       object|null  ``STRUCTURE_KEYS`` (symplecticity defect, volume, reversibility)
@@ -59,6 +60,10 @@ INPUT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "system": ((str, type(None)), "registry name of the system, if known"),
     "system_args": ((dict,), "its parameters"),
     "description": ((str,), "one line describing the input"),
+}
+# Keys of ``input`` present only for some inputs.
+INPUT_OPTIONAL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "failed_trajectories_skipped": ((int,), "trajectories of a file left out because their solve failed"),
 }
 ENERGY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "which Hamiltonian ('true', 'learned')"),
@@ -174,7 +179,7 @@ def validate_report(report: Any, *, root: str | Path | None = None) -> None:
     if isinstance(report.get("schema_version"), int) and report["schema_version"] != SCHEMA_VERSION:
         problems.append(f"report.schema_version: expected {SCHEMA_VERSION}, got {report['schema_version']}")
     if isinstance(report.get("input"), dict):
-        _check(report["input"], INPUT_KEYS, "report.input", problems)
+        _check(report["input"], INPUT_KEYS, "report.input", problems, optional=INPUT_OPTIONAL_KEYS)
     if isinstance(report.get("energy"), dict):
         if not report["energy"]:
             problems.append("report.energy: expected at least one Hamiltonian or null")
@@ -204,16 +209,23 @@ def validate_report(report: Any, *, root: str | Path | None = None) -> None:
 
 
 def _check(
-    obj: dict, keys: Mapping[str, tuple[tuple[type, ...], str]], where: str, problems: list[str]
+    obj: dict,
+    keys: Mapping[str, tuple[tuple[type, ...], str]],
+    where: str,
+    problems: list[str],
+    *,
+    optional: Mapping[str, tuple[tuple[type, ...], str]] | None = None,
 ) -> None:
-    for key, (types, _) in keys.items():
+    optional = optional or {}
+    for key, (types, _) in {**keys, **optional}.items():
         if key not in obj:
-            problems.append(f"{where}.{key}: missing")
+            if key in keys:
+                problems.append(f"{where}.{key}: missing")
         elif not isinstance(obj[key], types) or (isinstance(obj[key], bool) and bool not in types):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             problems.append(f"{where}.{key}: expected {names}, got {type(obj[key]).__name__}")
     for key in obj:
-        if key not in keys:
+        if key not in keys and key not in optional:
             problems.append(f"{where}.{key}: unknown key")
 
 
@@ -247,6 +259,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- system: {inp['system'] or 'unknown'} {_args(inp['system_args'])}".rstrip(),
         f"- created: {report['created']} (symflow {report['symflow_version']})",
     ]
+    if inp.get("failed_trajectories_skipped"):
+        lines.append(f"- failed trajectories left out: {inp['failed_trajectories_skipped']}")
     if report["settings"]:
         lines.append("- settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()))
     if report["energy"]:

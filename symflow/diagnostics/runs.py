@@ -119,8 +119,10 @@ def _node(
                 f"{path}: the training file names no system, so there is no true system to compare with; "
                 "pass one (--system NAME)"
             )
-        args = attrs.get("system_args") or {}
-        system = get_system(name, **(json.loads(args) if isinstance(args, str) else args))
+        from symflow.data.reader import system_args
+
+        # Text that is not a JSON object is an error, never silently the default parameters.
+        system = get_system(name, **system_args(attrs, path / "config.json"))
     model = load_node(path)
     spec = get_method(method or DEFAULT_FIELD_METHOD)
     options: dict[str, Any] = {}

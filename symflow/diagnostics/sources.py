@@ -134,6 +134,8 @@ def load_trajectory_file(path: str | Path, **keys: Any) -> Trajectories:
     the trajectory). ``keys`` (``t_key``, ``y_key``, ``mask_key``) read plain-layout files.
     Failed trajectories are kept with their status (diagnostics skip them)."""
     from symflow.data import open_trajectories
+    from symflow.data.reader import BLOCK_ROWS as _BLOCK_ROWS
+    from symflow.data.reader import system_args as _system_args
 
     path = Path(path)
     if not path.exists():
@@ -141,17 +143,24 @@ def load_trajectory_file(path: str | Path, **keys: Any) -> Trajectories:
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
     with open_trajectories(path, **keys) as f:
-        t, y, length = f.read_block(0, f.n)
-        status = None if f.status is None else torch.from_numpy(f.status.astype("int8"))
         system = f.attrs.get("system")
-        system_args = f.attrs.get("system_args") or {}
+        system_args = _system_args(f.attrs, path)  # bad text is an error, never the default parameters
+        # Block by block into arrays of the (storage-checked) declared size.
+        t = torch.empty(f.n, f.n_times, dtype=torch.float64)
+        y = torch.empty(f.n, f.n_times, f.dim, dtype=torch.float64)
+        for s in range(0, f.n, _BLOCK_ROWS):
+            bt, by, _ = f.read_block(s, s + _BLOCK_ROWS)
+            t[s : s + len(bt)] = torch.from_numpy(bt)
+            y[s : s + len(by)] = torch.from_numpy(by)
+        length = torch.from_numpy(f.length.copy()).long()
+        status = None if f.status is None else torch.from_numpy(f.status.astype("int8"))
     return Trajectories(
-        torch.from_numpy(t).to(torch.float64),
-        torch.from_numpy(y).to(torch.float64),
-        torch.from_numpy(length).long(),
+        t,
+        y,
+        length,
         status,
         None if system in (None, "", "unknown") else str(system),
-        dict(system_args) if isinstance(system_args, dict) else {},
+        system_args,
         origin=f"file {path.name}",
     )
 

@@ -26,9 +26,19 @@ from typing import Any
 import torch
 from torch.utils.data import DistributedSampler
 
-from symflow.integrators import AdjointOptions
-from symflow.integrators.errors import InvalidArgumentError
-from symflow.training import RunDirectory, Trainer, load_checkpoint, seed_everything
+from symflow.integrators import AdjointOptions, get_method
+from symflow.integrators.errors import CapabilityError, InvalidArgumentError, SymflowError
+from symflow.training import RunDirectory, RunDirectoryError, Trainer, load_checkpoint, seed_everything
+from symflow.training.checkpoint import load_module_state
+from symflow.training.checks import (
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    check_device,
+    check_ranges,
+)
 
 from . import distributed as D
 from .evaluate import evaluate_discovery
@@ -75,29 +85,49 @@ class NodeConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> NodeConfig:
+        """Check every option before any work (ranges, names, the device); returns ``self``."""
         MODELS.get(self.model)
-        for name in ("steps", "batch_size", "window", "val_every", "checkpoint_every", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidArgumentError(name, v, "a positive integer")
+        check_ranges(self, NODE_RANGES)
+        get_method(self.method)
+        check_device(self.device)
         if self.window < 2:
             raise InvalidArgumentError(
                 "window", self.window, "at least 2 observations (a start and a target)"
             )
-        if not 0 <= self.val_fraction < 1:
-            raise InvalidArgumentError("val_fraction", self.val_fraction, "a fraction in [0, 1)")
         if self.dtype not in ("float32", "float64"):
             raise InvalidArgumentError("dtype", self.dtype, "'float32' or 'float64'")
-        if not self.lr > 0:
-            raise InvalidArgumentError("lr", self.lr, "a positive learning rate")
-        w = self.warm_start_steps
-        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-            raise InvalidArgumentError("warm_start_steps", w, "a non-negative integer (0: no warm start)")
         return self
 
     @property
     def torch_dtype(self) -> torch.dtype:
         return torch.float32 if self.dtype == "float32" else torch.float64
+
+
+# The range of every numeric option (checked before any work: a negative grad_clip would turn descent
+# into ascent, a zero one would stop learning, both without a word).
+NODE_RANGES = {
+    "width": POSITIVE_INT,
+    "depth": POSITIVE_INT,
+    "rtol": POSITIVE,
+    "atol": POSITIVE,
+    "dt": POSITIVE.or_none("the method's adaptive steps"),
+    "steps": POSITIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "window": POSITIVE_INT,
+    "lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "val_fraction": FRACTION,
+    "val_every": POSITIVE_INT,
+    "seed": NON_NEGATIVE_INT,
+    "checkpoint_every": POSITIVE_INT,
+    "log_every": POSITIVE_INT,
+    "grad_clip": POSITIVE.or_none("no clipping"),
+    "warm_start_steps": NON_NEGATIVE_INT,
+    "input_scale": POSITIVE,
+}
+
+# Options a resumed run may change; every other one must equal the run's (the data path may move).
+RESUMABLE = frozenset({"data", "steps", "checkpoint_every", "log_every", "val_every", "device", "extra"})
 
 
 def model_kwargs(cfg: NodeConfig | dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +177,16 @@ def _datasets(cfg: NodeConfig):
 
     keys = {"t_key": cfg.t_key, "y_key": cfg.y_key, "mask_key": cfg.mask_key}
     probe = TrajectoryDataset(cfg.data, window=cfg.window, seed=cfg.seed, dtype=cfg.torch_dtype, **keys)
-    train_idx, val_idx = split_by_trajectory(probe.indices, cfg.val_fraction, seed=cfg.seed)
+    # A trajectory of one observation has no target to integrate to: it adds nothing to the loss but
+    # zeros (a file of them would "train" to loss 0.0), so it is left out, and none left is an error.
+    usable = probe.indices[probe.lengths >= 2]
+    if usable.size == 0:
+        raise InvalidArgumentError(
+            "data",
+            f"{cfg.data} ({len(probe.indices)} usable trajectories, each of 1 observation)",
+            "trajectories of at least 2 observations (a start and a target to integrate to)",
+        )
+    train_idx, val_idx = split_by_trajectory(usable, cfg.val_fraction, seed=cfg.seed)
     if len(train_idx) == 0:
         raise InvalidArgumentError(
             "data", cfg.data, "at least one usable (successfully simulated) trajectory"
@@ -193,12 +232,24 @@ def train_node(
 def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     seed_everything(cfg.seed)
     probe, train_ds, val_ds = _datasets(cfg)
+    true_system = _true_system(cfg, probe.attrs) if evaluate and info.is_main else None
     dim = probe.dim
     model = build_model(cfg.model, dim, **model_kwargs(cfg)).to(device=info.device, dtype=cfg.torch_dtype)
     adjoint = AdjointOptions(seminorm=cfg.seminorm) if cfg.adjoint else False
     objective = TrajectoryObjective(
         model, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, dt=cfg.dt, adjoint=adjoint
     )
+    # The run directory is claimed (and a resume checked against it) before any training work.
+    run = RunDirectory(out, resume=resume, overwrite=overwrite, is_main=info.is_main)
+    config = {
+        "learner": "node",
+        **dataclasses.asdict(cfg),
+        "dim": dim,
+        "world_size": info.world_size,
+        "data_attrs": {k: _jsonable(v) for k, v in probe.attrs.items()},
+    }
+    if resume:
+        _check_resume(run, config)  # before config.json is rewritten: a refused resume keeps the old one
     warm = None
     if cfg.warm_start_steps > 0 and not resume:
         # Before DDP wraps the model: every rank runs the same seeded fit on the same training
@@ -211,14 +262,6 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         wrapped = DDP(objective, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=cfg.lr * 0.01)
-    run = RunDirectory(out, resume=resume, overwrite=overwrite, is_main=info.is_main)
-    config = {
-        "learner": "node",
-        **dataclasses.asdict(cfg),
-        "dim": dim,
-        "world_size": info.world_size,
-        "data_attrs": {k: _jsonable(v) for k, v in probe.attrs.items()},
-    }
     if info.is_main:
         run.write_json("config.json", config)
     trainer = Trainer(
@@ -265,16 +308,52 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     }
     if warm is not None:
         summary["warm_start"] = warm
-    system = probe.attrs.get("system")
-    if evaluate and info.is_main and isinstance(system, str) and system not in ("", "unknown"):
-        from symflow.systems import get_system
-
-        args = probe.attrs.get("system_args") or "{}"
-        sysobj = get_system(system, **(json.loads(args) if isinstance(args, str) else dict(args)))
-        summary["evaluation"] = evaluate_discovery(model, sysobj, t_end=10.0, seed=cfg.seed + 1000)
+    if true_system is not None:
+        summary["evaluation"] = evaluate_discovery(model, true_system, t_end=10.0, seed=cfg.seed + 1000)
     if info.is_main:
         run.write_json("summary.json", summary)
+    run.close()
     return summary
+
+
+def _true_system(cfg: NodeConfig, attrs: dict[str, Any]) -> Any:
+    """The system the training file names (for the evaluation after training), built *before* training
+    so that a misspelt system, an unknown parameter or unreadable ``system_args`` stop the run at once;
+    ``None`` when the file names no system."""
+    from symflow.data.reader import system_args
+    from symflow.systems import get_system
+
+    name = attrs.get("system")
+    if not isinstance(name, str) or name in ("", "unknown"):
+        return None
+    try:
+        return get_system(name, **system_args(attrs, cfg.data))
+    except (SymflowError, TypeError) as err:
+        raise CapabilityError(
+            f"{cfg.data}: the comparison with the true system after training needs the file's system, "
+            f"but {' '.join(str(err).split())} (pass --no-eval / evaluate=False to train without it)"
+        ) from None
+
+
+def _check_resume(run: RunDirectory, config: dict[str, Any]) -> None:
+    """A resumed run continues the same problem: every option but those in :data:`RESUMABLE` must equal
+    the run's (its ``config.json``), or the resume is refused before anything is written."""
+    path = run.path / "config.json"
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InvalidArgumentError("resume", str(path), f"a readable config.json ({err})") from None
+    keys = [f.name for f in dataclasses.fields(NodeConfig) if f.name not in RESUMABLE] + ["dim"]
+    changed = [k for k in keys if k in saved and saved[k] != json.loads(json.dumps(config.get(k)))]
+    if changed:
+        shown = ", ".join(f"{k}={config.get(k)!r} (the run has {saved[k]!r})" for k in changed)
+        free = ", ".join(sorted(RESUMABLE - {"extra"}))
+        raise RunDirectoryError(
+            f"{run.path}: cannot --resume with changed options: {shown}; resume with the run's options "
+            f"(only {free} may change) or start a new run"
+        )
 
 
 def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
@@ -315,6 +394,6 @@ def load_node(run_dir: str | Path, *, map_location: str | torch.device = "cpu") 
     model = build_model(cfg["model"], cfg["dim"], **model_kwargs(cfg))
     dtype = torch.float32 if cfg.get("dtype") == "float32" else torch.float64
     model = model.to(dtype=dtype)
-    model.load_state_dict(ck.state["model"])
+    load_module_state(model, ck)  # one-line CheckpointError if the weights do not fit
     model.eval()
     return model

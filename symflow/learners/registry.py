@@ -18,6 +18,7 @@ from torch import nn
 from symflow.integrators.errors import InvalidArgumentError
 from symflow.integrators.registry import Registry
 from symflow.training import CheckpointError, load_checkpoint
+from symflow.training.checkpoint import load_module_state
 
 from .pinn import IVPPINN, FlowMapPINN
 from .sympflow import SympFlow
@@ -105,5 +106,5 @@ def load_model(run_dir: str | Path, *, map_location: str | torch.device = "cpu")
             raise CheckpointError(f"{run_dir}/config.json: missing {key!r}; not a learner run")
     model = build_model(config["learner"], config["model"], dtype=config["dtype"])
     ckpt = load_checkpoint(Path(run_dir) / "checkpoints", map_location=map_location)
-    model.load_state_dict(ckpt.state["model"])
+    load_module_state(model, ckpt)  # one-line CheckpointError if the weights do not fit
     return model.to(map_location).eval()

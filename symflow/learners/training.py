@@ -172,6 +172,7 @@ def _start_session(
         if resume:
             trainer.restore()
     except BaseException:
+        run.close()
         if tmp is not None:
             tmp.cleanup()
         raise
@@ -370,6 +371,7 @@ def train_flow_map(
         run.write_json("summary.json", summary)
         return TrainResult(net, summary, None if tmp else run.path, config, evaluation)
     finally:
+        run.close()  # let other processes open the run directory (its lock)
         if tmp is not None:
             tmp.cleanup()
 
@@ -621,6 +623,7 @@ def train_ivp_pinn(
         run.write_json("summary.json", summary)
         return TrainResult(net, summary, None if tmp else run.path, config, evaluation)
     finally:
+        run.close()  # let other processes open the run directory (its lock)
         if tmp is not None:
             tmp.cleanup()
 
@@ -766,5 +769,6 @@ def fit_trajectories(
         run.write_json("summary.json", summary)
         return TrainResult(model, summary, None if tmp else run.path, config, {})
     finally:
+        run.close()  # let other processes open the run directory (its lock)
         if tmp is not None:
             tmp.cleanup()

@@ -6,9 +6,10 @@ All randomness a step uses must come from the global RNGs or from generators reg
 ``extra_state`` (objects with ``state_dict``/``load_state_dict``), which checkpoints capture: a
 resumed CPU run then reproduces the uninterrupted one bit for bit.
 
-* **Checkpoints** every ``checkpoint_every`` steps, at the end, and when Ctrl-C is pressed (the
-  signal is deferred to the end of the current step, so parameters are never half-updated; a
-  second Ctrl-C aborts at once and the last good checkpoint stays intact).
+* **Checkpoints** every ``checkpoint_every`` steps, at the end, and when Ctrl-C is pressed or
+  SIGTERM arrives (what batch schedulers send before killing a job): the signal is deferred to the
+  end of the current step, so parameters are never half-updated; a second signal aborts at once
+  and the last good checkpoint stays intact.
 * **Divergence**: a non-finite loss stops training with :class:`TrainingDiverged`, naming the
   step and the last good checkpoint, which is left untouched.
 * **Distributed** (DDP): every rank runs the loop; only ``is_main`` writes logs and checkpoints.
@@ -27,7 +28,8 @@ import torch
 
 from symflow.integrators.errors import SymflowError
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import one_line as _one_line
 from .progress import progress_bar
 from .runs import RunDirectory
 
@@ -37,7 +39,17 @@ class TrainingDiverged(SymflowError, RuntimeError):
 
 
 class TrainingInterrupted(SymflowError, RuntimeError):
-    """Ctrl-C during training; a checkpoint of the last completed step was written."""
+    """Ctrl-C (or SIGTERM) during training; a checkpoint of the last completed step was written.
+
+    ``signum`` is the signal that stopped the run (the CLI exits with ``128 + signum``)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+# Signals that stop training cleanly at the end of the current step.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 LossFn = Callable[[int], dict[str, Any]]
@@ -81,7 +93,7 @@ class Trainer:
         self.is_main = is_main
         self.step = 0
         self.last_checkpoint_step: int | None = None
-        self._stop_requested = False
+        self._stop_requested: int | None = None
 
     # -- state -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -103,23 +115,41 @@ class Trainer:
     def restore(self, map_location: str | torch.device = "cpu") -> int:
         """Load the run's checkpoint into model/optimizer/scheduler/extra state and RNGs; returns the step."""
         ckpt = load_checkpoint(self.run.checkpoints, map_location=map_location)
-        self.model.load_state_dict(ckpt.state["model"])
-        self.optimizer.load_state_dict(ckpt.state["optimizer"])
-        if self.scheduler is not None and "scheduler" in ckpt.state:
-            self.scheduler.load_state_dict(ckpt.state["scheduler"])
-        for k, v in self.extra_state.items():
-            v.load_state_dict(ckpt.state["extra"][k])
-        set_rng_state(ckpt.state["rng"])
+        state = ckpt.state
+        needed = ["model", "optimizer", "rng"] + (["extra"] if self.extra_state else [])
+        missing = [k for k in needed if k not in state]
+        missing += [f"extra.{k}" for k in self.extra_state if k not in state.get("extra", {})]
+        if missing:
+            raise CheckpointError(
+                f"{ckpt.path}: the checkpoint lacks {', '.join(repr(k) for k in missing)}; "
+                "it was not written by this kind of run"
+            )
+        parts = [("model", self.model, state["model"]), ("optimizer", self.optimizer, state["optimizer"])]
+        if self.scheduler is not None and "scheduler" in state:
+            parts.append(("scheduler", self.scheduler, state["scheduler"]))
+        parts += [(f"extra.{k}", v, state["extra"][k]) for k, v in self.extra_state.items()]
+        for name, target, saved in parts:
+            try:
+                target.load_state_dict(saved)
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+                raise CheckpointError(
+                    f"{ckpt.path}: the saved {name} state does not fit this run's {name} ({_one_line(err)}); "
+                    "resume with the options the run was started with"
+                ) from err
+        try:
+            set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{ckpt.path}: unusable RNG state ({_one_line(err)})") from err
         self.step = ckpt.step
         self.last_checkpoint_step = ckpt.step
         self.run.truncate_metrics(ckpt.step)
         return ckpt.step
 
     # -- loop ----------------------------------------------------------------------------------------
-    def _on_sigint(self, signum, frame) -> None:
-        if self._stop_requested:  # second Ctrl-C: abort now
+    def _on_signal(self, signum, frame) -> None:
+        if self._stop_requested is not None:  # a second signal: abort now
             raise KeyboardInterrupt
-        self._stop_requested = True
+        self._stop_requested = signum
 
     def fit(
         self,
@@ -133,7 +163,10 @@ class Trainer:
         split into several invocations, e.g. under a job time limit); returns the last logged metrics."""
         end = self.steps if stop_at is None else min(self.steps, int(stop_at))
         in_main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main_thread else None
+        self._stop_requested = None
+        previous = (
+            {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS} if in_main_thread else {}
+        )
         last: dict[str, Any] = {}
         bar = progress_bar(total=self.steps, initial=self.step, desc=self.description, enabled=self.progress)
         started = time.perf_counter()
@@ -178,17 +211,20 @@ class Trainer:
                 last = record
                 if self.step % self.checkpoint_every == 0 and self.step < self.steps:
                     self.save()
-                if self._stop_requested:
+                if self._stop_requested is not None:
                     self.save()
+                    name = signal.Signals(self._stop_requested).name
                     raise TrainingInterrupted(
-                        f"interrupted at step {self.step}; checkpoint saved in {self.run.checkpoints} "
-                        "(resume with --resume)"
+                        f"interrupted ({name}) at step {self.step}; checkpoint saved in "
+                        f"{self.run.checkpoints} (resume with --resume)",
+                        self._stop_requested,
                     )
             self.save()
         finally:
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                if handler is not None:  # None: a handler installed outside Python, not restorable
+                    signal.signal(sig, handler)
         return last
 
 
