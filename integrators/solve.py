@@ -186,8 +186,10 @@ def solve(
     if spec.needs_separable and problem.split is None:
         raise CapabilityError(
             f"method {spec.name!r} is an explicit splitting and needs a separable Hamiltonian field "
-            "H = T(p) + V(q) (a SplitField, e.g. symflow.systems.vector_field of a separable system); "
-            f"methods that apply to this field: {', '.join(methods_for(separable=False))}"
+            "H = T(p) + V(q): a SplitField, e.g. symflow.systems.vector_field of a separable system "
+            "(a custom H: symflow.systems.from_hamiltonian(H, dof, kinetic=T, potential=V), or let it "
+            "detect the split); methods that apply to this field: "
+            f"{', '.join(methods_for(separable=False))}"
         )
 
     if use_adaptive:

@@ -4,7 +4,7 @@ A :class:`SystemSpec` is a registry entry: a *family* with named, typed paramete
 ``n`` masses and coupling ``alpha``). Calling it with parameter values returns a
 :class:`HamiltonianSystem`, a concrete system whose callables are bound to those values.
 
-Conventions (``shared/DESIGN.md``): states are ``y = [q, p]`` of shape ``(..., D)``, ``D = 2n``;
+Conventions (see ``docs/concepts.md``): states are ``y = [q, p]`` of shape ``(..., D)``, ``D = 2n``;
 ``hamiltonian(q, p)`` broadcasts over any batch shape and returns shape ``(...)``.
 """
 
@@ -100,6 +100,9 @@ class HamiltonianSystem:
         exact_flow: ``(t, y0) -> y(t)`` where known; ``t`` broadcasts against the batch of ``y0``.
         poincare: the customary surface of section, if any.
         invariants: other conserved quantities, ``name -> (q, p) -> value``.
+        separability: how ``separable`` was decided, for systems built by
+            :func:`~symflow.systems.from_hamiltonian` (e.g. ``"detected: ∂²H/∂q∂p = 0 at 64 sampled
+            states"``); shown in the repr. Empty for the catalogue, whose splits are written by hand.
     """
 
     name: str
@@ -118,6 +121,7 @@ class HamiltonianSystem:
     coordinate_names: tuple[str, ...] | None = None
     description: str = ""
     reference: str = ""
+    separability: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.dof, int) or self.dof < 1:
@@ -195,7 +199,11 @@ class HamiltonianSystem:
         of typical values for the system. Sampling runs in float64 on the CPU and is then cast.
         """
         if self.sampler is None:
-            raise CapabilityError(f"system {self.name!r} has no initial-condition sampler")
+            raise CapabilityError(
+                f"system {self.name!r} has no initial-condition sampler: give it one with "
+                "sampler=(n, generator, energy) -> (n, D) states (from_hamiltonian provides a default "
+                "box / energy-shell sampler when sampler= is omitted)"
+            )
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidArgumentError("n", n, "a positive integer number of samples")
         if energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))):
@@ -216,7 +224,8 @@ class HamiltonianSystem:
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"HamiltonianSystem({self.name}({args}), dof={self.dof}, separable={self.separable})"
+        how = f" ({self.separability})" if self.separability else ""
+        return f"HamiltonianSystem({self.name}({args}), dof={self.dof}, separable={self.separable}{how})"
 
 
 @dataclass(frozen=True)

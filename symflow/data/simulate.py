@@ -262,7 +262,10 @@ def simulate(
         if not isinstance(y0, Tensor) or y0.shape != (n, D) or not y0.is_floating_point():
             raise InvalidArgumentError("y0", y0, f"a floating-point tensor of shape ({n}, {D})")
     elif sys_.sampler is None:
-        raise CapabilityError(f"system {sys_.name!r} has no initial-state sampler; pass y0=(n, {D}) states")
+        raise CapabilityError(
+            f"system {sys_.name!r} has no initial-state sampler; pass y0=(n, {D}) states, or build the "
+            "system with sampler=... (from_hamiltonian gives one by default)"
+        )
     elif energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))):
         raise InvalidArgumentError("energy", energy, "a number or None")
     else:
