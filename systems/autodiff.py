@@ -32,7 +32,7 @@ from symflow.integrators.errors import InvalidArgumentError
 Tensor = torch.Tensor
 
 #: Eager evaluations after which ``compile="auto"`` compiles the gradient.
-COMPILE_AFTER = 3000
+COMPILE_AFTER = 20000
 
 
 class CompiledFieldWarning(UserWarning):
