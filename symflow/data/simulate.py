@@ -64,10 +64,11 @@ class SimulationResult:
 
     path: Path
     n: int
-    n_times: int
+    n_times: int  # the padded width T of the file's arrays
     dim: int
     seconds: float
     failed: dict[str, int] = field(default_factory=dict)
+    observations: tuple[int, float, int] | None = None  # per trajectory: (min, mean, max)
 
     @property
     def n_failed(self) -> int:
@@ -84,10 +85,17 @@ class SimulationResult:
             if self.failed
             else ""
         )
+        lo, mean, hi = self.observations or (self.n_times, float(self.n_times), self.n_times)
+        if lo == hi:
+            shape = f"{self.n} trajectories × {lo} observations × dim {self.dim}"
+        else:
+            shape = (
+                f"{self.n} trajectories of {lo}–{hi} observations (mean {mean:.1f}; stored padded to "
+                f"{self.n_times}) × dim {self.dim}"
+            )
         return (
-            f"wrote {self.path}: {self.n} trajectories × {self.n_times} observations × dim {self.dim}, "
-            f"{self.n - self.n_failed} succeeded{failed}, in {self.seconds:.1f} s "
-            f"({self.throughput:.0f} trajectories/s)"
+            f"wrote {self.path}: {shape}, {self.n - self.n_failed} succeeded{failed}, in "
+            f"{self.seconds:.1f} s ({self.throughput:.0f} trajectories/s)"
         )
 
 
@@ -318,6 +326,7 @@ def simulate(
     )
     f = vector_field(sys_)
     failed: dict[str, int] = {}
+    counts = [T + 1, 0, 0]  # fewest, total and most observations per trajectory
     cols = torch.arange(T)
     t0 = time.perf_counter()
     bar = progress_bar(total=n, unit="traj", desc=f"simulate {sys_.name}", enabled=progress, leave=True)
@@ -351,6 +360,11 @@ def simulate(
                 energy=sys_.energy(clean) if store_energy else None,
                 y_clean=clean if store_clean else None,
             )
+            counts = [
+                min(counts[0], int(length.min())),
+                counts[1] + int(length.sum()),
+                max(counts[2], int(length.max())),
+            ]
             for code in status.unique().tolist():
                 if code != Status.SUCCESS:
                     name = Status(code).name.lower()
@@ -359,4 +373,5 @@ def simulate(
             if failed:
                 bar.set_postfix(failed=sum(failed.values()))
         writer.set_attrs(failed=failed)
-    return SimulationResult(writer.path, n, T, D, time.perf_counter() - t0, failed)
+    observations = (counts[0], counts[1] / n, counts[2])
+    return SimulationResult(writer.path, n, T, D, time.perf_counter() - t0, failed, observations)
