@@ -51,15 +51,23 @@ def check_compile(compile: object) -> bool | str:
 
 
 class ScalarGradient:
-    """``x -> ∇E(x)`` for a scalar-per-sample ``E: (..., k) -> (...)``, choosing the cheapest path.
+    """``x -> post(∇E(x))`` for a scalar-per-sample ``E: (..., k) -> (...)``, choosing the cheapest path.
 
-    ``what`` names the function in messages (e.g. ``"∇H of 'double_well'"``).
+    ``what`` names the function in messages (e.g. ``"∇H of 'double_well'"``); ``post`` is a cheap map
+    applied to the gradient (e.g. the rotation by ``J`` of a Hamiltonian field), inside the compiled
+    kernel when there is one, so that the whole field is one call.
     """
 
     def __init__(
-        self, energy: Callable[[Tensor], Tensor], what: str, *, compile: bool | str = "auto"
+        self,
+        energy: Callable[[Tensor], Tensor],
+        what: str,
+        *,
+        compile: bool | str = "auto",
+        post: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.energy = energy
+        self.post = post if post is not None else (lambda g: g)
         self.what = what
         self.compile = check_compile(compile)
         self.eager_calls = 0
@@ -68,16 +76,16 @@ class ScalarGradient:
         self.compile_failed = False
 
     def composable(self, x: Tensor) -> Tensor:
-        return grad(lambda z: self.energy(z).sum())(x)
+        return self.post(grad(lambda z: self.energy(z).sum())(x))
 
     def eager(self, x: Tensor) -> Tensor:
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)
             e = self.energy(z)
             if not e.requires_grad:  # E does not depend on x
-                return torch.zeros_like(x)
+                return self.post(torch.zeros_like(x))
             (g,) = torch.autograd.grad(e.sum(), z)
-        return g
+        return self.post(g)
 
     def __call__(self, x: Tensor) -> Tensor:
         if _functorch_active() or x.requires_grad:
@@ -105,10 +113,10 @@ class ScalarGradient:
         return self.compile == "auto" and self.eager_calls >= COMPILE_AFTER
 
     def _compile(self) -> None:
-        energy = self.energy
+        energy, post = self.energy, self.post
 
         def gradient(x: Tensor) -> Tensor:
-            return grad(lambda z: energy(z).sum())(x)
+            return post(grad(lambda z: energy(z).sum())(x))
 
         self.compiled = torch.compile(gradient, dynamic=None)
         if self.compile == "auto":

@@ -55,7 +55,13 @@ class HamiltonianField:
         self.n = system.dof
         self.autodiff = autodiff or system.grad_hamiltonian is None
         compile = check_compile(compile)
-        self._grad = ScalarGradient(system.energy, f"∇H of {system.name!r}", compile=compile)
+        n = self.n
+        what = f"∇H of {system.name!r}"
+        self._grad = ScalarGradient(system.energy, what, compile=compile)
+        # The field J∇H as one function of y, so that a compiled kernel covers the rotation too.
+        self._field = ScalarGradient(
+            system.energy, what, compile=compile, post=lambda g: torch.cat([g[..., n:], -g[..., :n]], dim=-1)
+        )
         self.split: SplitField | None = (
             separable_field(system, autodiff=autodiff, compile=compile) if system.separable else None
         )
@@ -69,11 +75,13 @@ class HamiltonianField:
         return g[..., : self.n], g[..., self.n :]
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        if self.autodiff:
+            return self._field(y)
         dq, dp = self.gradient(y)
         return torch.cat([dp, -dq], dim=-1)
 
     def __repr__(self) -> str:
-        how = self._grad.mode if self.autodiff else "hand-derived gradient"
+        how = self._field.mode if self.autodiff else "hand-derived gradient"
         return f"HamiltonianField({self.system.name}, {how}, separable={self.split is not None})"
 
 
@@ -120,12 +128,12 @@ def separable_field(
             return -dV(q)
     else:
         grad_t = ScalarGradient(kinetic, f"∂T/∂p of {system.name!r}", compile=compile)
-        grad_v = ScalarGradient(potential, f"∂V/∂q of {system.name!r}", compile=compile)
+        minus_grad_v = ScalarGradient(potential, f"∂V/∂q of {system.name!r}", compile=compile, post=torch.neg)
 
         def drift(t: Tensor, p: Tensor) -> Tensor:
             return grad_t(p)
 
         def kick(t: Tensor, q: Tensor) -> Tensor:
-            return -grad_v(q)
+            return minus_grad_v(q)
 
     return SplitField(drift=drift, kick=kick, n=n)

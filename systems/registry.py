@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from symflow.integrators.errors import InvalidArgumentError
+from symflow.integrators.errors import InvalidArgumentError, UnknownNameError
 from symflow.integrators.registry import Registry
 
 from .spec import HamiltonianSystem, SystemSpec
@@ -42,7 +42,15 @@ def get_system(name: str | HamiltonianSystem, **params: Any) -> HamiltonianSyste
         if params:
             raise InvalidArgumentError("params", params, "no parameters when passing a built system")
         return name
-    return SYSTEMS.get(name)(**params)
+    try:
+        spec = SYSTEMS.get(name)
+    except UnknownNameError as err:
+        err.args = (
+            f"{err.args[0]} A system of your own: symflow.systems.register_system(...) it, or on the command "
+            "line load the file that does with symflow --plugin FILE.py.",
+        )
+        raise
+    return spec(**params)
 
 
 def get_spec(name: str) -> SystemSpec:
