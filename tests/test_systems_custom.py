@@ -173,3 +173,55 @@ def test_value_dependent_h_is_still_checked_one_state_at_a_time():
 
     system = s.from_hamiltonian(piecewise, dof=1)
     assert system.separable, repr(system)
+
+
+# -- automatic differentiation of the field -----------------------------------------------------------
+
+
+def test_autodiff_field_paths_agree_and_keep_graphs_where_needed():
+    from torch.func import jacrev, vmap
+
+    from symflow.systems.fields import symplectic_gradient
+
+    _, custom = wrapped("double_pendulum")
+    f = s.vector_field(custom, compile=False)
+    y = custom.sample(8, seed=0)
+    reference = symplectic_gradient(custom.energy, y)  # torch.func.grad, the composable path
+    assert torch.equal(f(T0, y), reference)  # the plain reverse pass gives the same bits
+    with torch.no_grad():
+        assert torch.equal(f(T0, y), reference)
+    # Under transforms and with a graph the composable path is taken: Jacobians and backprop work.
+    jac = vmap(jacrev(lambda z: f(T0, z)))(y)
+    assert jac.shape == (8, 4, 4) and torch.isfinite(jac).all()
+    yg = y.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(T0, yg).square().sum(), yg)
+    torch.testing.assert_close(g, torch.einsum("bij,bi->bj", jac, 2 * reference))
+
+
+def test_a_hamiltonian_with_trainable_parameters_keeps_their_gradient():
+    k = torch.nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+    system = s.from_hamiltonian(lambda q, p: 0.5 * (p * p).sum(-1) + 0.5 * k * (q * q).sum(-1), dof=1)
+    f = s.vector_field(system, compile=False)
+    y = torch.tensor([[0.5, 0.1], [1.5, -0.2]], dtype=torch.float64)
+    for _ in range(3):  # the first call finds the trainable tensor; later calls must keep using it
+        out = f(T0, y)
+        assert out.requires_grad
+        (dk,) = torch.autograd.grad(out[:, 1].sum(), k)  # dp/dt = -k q
+        assert float(dk) == pytest.approx(-2.0)
+
+
+def test_auto_compile_switches_after_the_threshold_and_says_so(monkeypatch):
+    from symflow.systems import autodiff
+
+    monkeypatch.setattr(autodiff, "COMPILE_AFTER", 5)
+    well = s.from_hamiltonian(double_well, dof=2, name="double_well")
+    f = s.vector_field(well)  # compile="auto"
+    y = well.sample(16, seed=0)
+    eager = s.vector_field(well, compile=False)(T0, y)
+    with pytest.warns(s.CompiledFieldWarning, match="evaluated 5 times"):
+        for _ in range(6):
+            out = f(T0, y)
+    assert "compiled" in repr(f)
+    torch.testing.assert_close(out, eager, rtol=1e-13, atol=1e-14)
+    with pytest.raises(InvalidArgumentError, match="compile"):
+        s.vector_field(well, compile="sometimes")
