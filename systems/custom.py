@@ -13,9 +13,10 @@ again. The states are on the shell to round-off but not distributed microcanonic
 ``sampler=`` when the distribution matters.
 
 **Separability** (:func:`detect_separable`). ``H(q, p) = T(p) + V(q)`` exactly when the mixed second
-derivatives ``∂²H/∂q∂p`` vanish everywhere. They are computed with ``torch.func.hessian`` (under
-``vmap``) at 64 states from the box and from twice the box; when all of them are zero relative to the
-diagonal blocks, the split is built from ``H`` itself,
+derivatives ``∂²H/∂q∂p`` vanish everywhere. They are probed with Hessian-vector products
+(``torch.func.jvp`` of ``torch.func.grad``, random directions in ``q`` and in ``p``) at 64 states from
+the box and from twice the box, so the check costs a few gradients whatever the dimension; when the
+mixed block is zero relative to the diagonal blocks everywhere, the split is built from ``H`` itself,
 
     T(p) = H(q*, p) − H(q*, p*),   V(q) = H(q, p*),
 
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import hessian, jacrev, vmap
+from torch.func import grad, jvp, vjp
 
 from symflow.integrators.errors import InvalidArgumentError
 
@@ -160,25 +161,58 @@ def default_sampler(
     return sample
 
 
-def _mixed_and_diagonal(energy_of: Callable[[Tensor], Tensor], y: Tensor, dof: int) -> tuple[Tensor, Tensor]:
-    """``max |∂²H/∂q∂p|`` and ``max(|∂²H/∂q²|, |∂²H/∂p²|)`` per state of ``y (N, D)``."""
-    last: Exception | None = None
-    for second in (hessian, lambda fn: jacrev(jacrev(fn))):
-        try:
-            hess = vmap(second(energy_of))(y)
-            break
-        except Exception as err:
-            last = err
-    else:
-        # Not vmappable (e.g. H branches on values): one state at a time with torch.func.
-        try:
-            hess = torch.stack([hessian(energy_of)(row) for row in y])
-        except Exception as err:
-            raise RuntimeError(f"∂²H could not be computed with torch.func ({err or last})") from err
-    mixed = hess[:, :dof, dof:].abs().flatten(1).amax(-1)
-    diag = torch.maximum(
-        hess[:, :dof, :dof].abs().flatten(1).amax(-1), hess[:, dof:, dof:].abs().flatten(1).amax(-1)
-    )
+def _hessian_products(energy_of: Callable[[Tensor], Tensor], y: Tensor, v: Tensor) -> Tensor:
+    """``∇²H(yᵢ) vᵢ`` for every row ``i`` of ``y (N, D)`` (rows are independent states).
+
+    ``torch.func.jvp`` of ``torch.func.grad`` first (forward over reverse); ``H`` that forward mode
+    cannot differentiate falls back to ``torch.func.vjp`` of the gradient (reverse over reverse; the
+    Hessian is symmetric), and ``H`` that branches on values to plain autograd.
+    """
+
+    def gradient(z: Tensor) -> Tensor:
+        return grad(lambda w: energy_of(w).sum())(z)
+
+    errors = []
+    try:
+        return jvp(gradient, (y,), (v,))[1]
+    except Exception as err:
+        errors.append(err)
+    try:
+        return vjp(gradient, y)[1](v)[0]
+    except Exception as err:
+        errors.append(err)
+    try:
+        with torch.enable_grad():
+            z = y.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(energy_of(z).sum(), z, create_graph=True)
+            (hv,) = torch.autograd.grad((g * v).sum(), z)
+        return hv
+    except Exception as err:
+        errors.append(err)
+    raise RuntimeError(f"∂²H could not be computed with torch.func ({errors[0]})")
+
+
+def _mixed_and_diagonal(
+    energy_of: Callable[[Tensor], Tensor], y: Tensor, dof: int, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Per state of ``y (N, D)``: the size of ``∂²H/∂q∂p`` and of the diagonal blocks, from Hessian-vector
+    products with random directions in ``q`` and in ``p`` (two each): ``∇²H [u_q; 0]`` has ``∂²H/∂p∂q u_q``
+    in its ``p`` half, ``∇²H [0; v_p]`` has ``∂²H/∂q∂p v_p`` in its ``q`` half, and a non-zero block maps
+    a random direction to zero with probability zero. The cost is a few gradients per state, whatever
+    ``D`` (no ``D × D`` Hessians)."""
+    n = y.shape[0]
+    mixed = torch.zeros(n, dtype=y.dtype)
+    diag = torch.zeros(n, dtype=y.dtype)
+    for half in (0, 1):  # directions in q, then in p
+        for _ in range(2):
+            v = torch.zeros_like(y)
+            cols = slice(0, dof) if half == 0 else slice(dof, 2 * dof)
+            v[:, cols] = torch.randn(n, dof, generator=gen, dtype=y.dtype)
+            hv = _hessian_products(energy_of, y, v).detach()
+            same = hv[:, cols].abs().amax(-1)
+            other = hv[:, slice(dof, 2 * dof) if half == 0 else slice(0, dof)].abs().amax(-1)
+            mixed = torch.maximum(mixed, other)
+            diag = torch.maximum(diag, same)
     return mixed, diag
 
 
@@ -201,7 +235,7 @@ def detect_separable(
     )
     energy_of = _energy_of(hamiltonian, dof)
     try:
-        mixed, diag = _mixed_and_diagonal(energy_of, pts, dof)
+        mixed, diag = _mixed_and_diagonal(energy_of, pts, dof, gen)
     except RuntimeError as err:
         return False, f"not checked: {err}", None
     with torch.no_grad():

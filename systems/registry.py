@@ -88,9 +88,9 @@ def from_hamiltonian(
             rays with it (see :mod:`symflow.systems.custom`).
         box: the default sampler's box: a half-width ``a`` (``[-a, a]^D``) or ``(low, high)``.
         separable: ``None`` (default) detects ``H = T(p) + V(q)`` from ``∂²H/∂q∂p = 0`` at sampled
-            states (``torch.func.hessian``) and then gives the system ``T`` and ``V``, so explicit
-            splittings (``verlet``, ``yoshida4``) apply; ``True`` requires it, ``False`` skips the
-            check. The system's repr says which.
+            states (Hessian-vector products with ``torch.func``) and then gives the system ``T`` and
+            ``V``, so explicit splittings (``verlet``, ``yoshida4``) apply; ``True`` requires it,
+            ``False`` skips the check. The system's repr says which.
         **kwargs: other :class:`HamiltonianSystem` fields (``exact_flow``, ``poincare``,
             ``invariants``, ``coordinate_names``, ``grad_hamiltonian``, ``description``, ...).
 

@@ -225,3 +225,17 @@ def test_auto_compile_switches_after_the_threshold_and_says_so(monkeypatch):
     torch.testing.assert_close(out, eager, rtol=1e-13, atol=1e-14)
     with pytest.raises(InvalidArgumentError, match="compile"):
         s.vector_field(well, compile="sometimes")
+
+
+def test_separability_check_scales_to_many_degrees_of_freedom():
+    import time
+
+    chain = s.get_system("fput", n=400)  # D = 800: a dense Hessian per state would be 640k entries
+    t0 = time.perf_counter()
+    custom = s.from_hamiltonian(chain.hamiltonian, chain.dof)
+    assert custom.separable and time.perf_counter() - t0 < 30
+    y = chain.sample(3, seed=0)
+    q, p = chain.split(y)
+    torch.testing.assert_close(
+        custom.kinetic(p) + custom.potential(q), chain.energy(y), rtol=1e-12, atol=1e-12
+    )
