@@ -19,6 +19,7 @@ SCRIPTS = (
     "bench_poincare",
     "bench_sympflow",
     "bench_cnf",
+    "bench_custom_field",
 )
 
 

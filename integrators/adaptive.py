@@ -19,6 +19,7 @@ Gladwell, Shampine & Brankin), per sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,6 +44,7 @@ class AdaptiveOptions:
     hit_obs: bool
     events: tuple[Event, ...]
     polish_events: bool
+    dense: Any = None  # a dense.DenseRecorder when dense output was asked for
 
 
 def _rms_norm(x: Tensor) -> Tensor:
@@ -188,6 +190,8 @@ def integrate_adaptive(
         t_old, y_old, f_old = state[0], state[1], state[2]
         state, aux = advance(state, ts, idx, t_end, t_obs)
         h_try, ks, accept, t_new, y_new, f_new, need = aux
+        if opts.dense is not None:
+            opts.dense.adaptive(t_old, h_try, y_old, ks, accept, y_new, f_old, f_new)
         # Outputs that fall inside the accepted step come from its dense output.
         while bool(need.any()):
             slot = idx.clamp(max=n_obs - 1)

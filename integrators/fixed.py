@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -50,6 +50,7 @@ class FixedOptions:
     polish_events: bool
     compile: bool = False
     chunk: int = 16  # steps per compiled kernel call
+    dense: Any = None  # a dense.DenseRecorder when dense output was asked for
 
 
 def substeps(span: float, dt: float | None) -> int:
@@ -196,6 +197,8 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
         y = states[-1]
         chunks.append(states)
     states = torch.cat([y.new_zeros(0, b, y.shape[-1]), *chunks])[:n_steps]
+    if opts.dense is not None:
+        opts.dense.fixed_sequence(t0s.reshape(-1)[:n_steps], hs.reshape(-1)[:n_steps], states)
     ys = torch.cat([problem.y0.unsqueeze(1), states[record_after].transpose(0, 1)], dim=1)
     failures = _FailureLog(y)
     return ys, failures.final(ys), _stats(b, n_steps, stepper, None, y), None
@@ -230,6 +233,8 @@ def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
             if events is not None:
                 hb = y.new_full((b,), h)
                 events.step(t.expand(b), hb, y, y_new, torch.ones(b, dtype=torch.bool, device=y.device))
+            if opts.dense is not None:
+                opts.dense.fixed(t, h, y_new)
             y = y_new
             steps += 1
         outs.append(y)
@@ -279,6 +284,8 @@ def _per_sample_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
             failures.after_step(info, y_new, active)
         if events is not None:
             events.step(t, h, y, y_new, active)
+        if opts.dense is not None:
+            opts.dense.fixed(t, h, y_new, active)
         y = y_new
         if s == 0 and not graph_mode and y.requires_grad and torch.is_grad_enabled():
             graph_mode = True  # f has trainable parameters: keep every state for backprop

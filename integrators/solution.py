@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import IntegrationError
+from .reprs import compact_repr, short
 
 Tensor = torch.Tensor
 
@@ -74,6 +75,13 @@ class EventRecord:
         """Number of crossings per sample, ``(n_samples,)``."""
         return torch.bincount(self.sample, minlength=n_samples)
 
+    def __repr__(self) -> str:
+        samples = int(self.sample.unique().numel()) if len(self) else 0
+        events = int(self.event.max()) + 1 if len(self) else 0
+        return compact_repr(
+            self, fields=(), crossings=len(self), samples=samples, events=events, y=short(self.y)
+        )
+
 
 @dataclass(frozen=True)
 class Solution:
@@ -89,6 +97,8 @@ class Solution:
         events: crossings when events were requested, else ``None``.
         adjoint: for adjoint solves, the record of the backward solve (its per-sample ``steps``
             appear in ``adjoint.backward_stats`` once ``.backward()`` has run), else ``None``.
+        interpolation: with ``dense_output=True``, the piecewise interpolant behind :meth:`evaluate`
+            (a :class:`~symflow.integrators.dense.DenseInterpolation`), else ``None``.
     """
 
     ts: Tensor
@@ -98,6 +108,23 @@ class Solution:
     method: str = ""
     events: EventRecord | None = None
     adjoint: object | None = field(default=None, repr=False)
+    interpolation: object | None = field(default=None, repr=False)
+
+    def evaluate(self, t: Tensor | float) -> Tensor:
+        """The solution at any time of the solved interval (needs ``solve(..., dense_output=True)``).
+
+        ``t`` a scalar gives ``(*batch, D)``; times ``(K,)`` shared by every sample, or per-sample
+        times ``(*batch, K)``, give ``(*batch, K, D)``. Differentiable with respect to ``t``, ``y0`` and
+        the field's parameters. Like SciPy's ``sol.sol(t)`` and diffrax's ``sol.evaluate(t)``.
+        """
+        if self.interpolation is None:
+            from .errors import CapabilityError
+
+            raise CapabilityError(
+                "this Solution has no dense output: solve with dense_output=True to evaluate it between "
+                "the output times"
+            )
+        return self.interpolation.evaluate(t)
 
     @property
     def success(self) -> Tensor:
@@ -138,7 +165,8 @@ class Solution:
 
     def __repr__(self) -> str:
         ev = f", events={len(self.events)}" if self.events is not None else ""
+        dense = ", dense_output" if self.interpolation is not None else ""
         return (
             f"Solution(method={self.method!r}, ys={tuple(self.ys.shape)}, "
-            f"success={int(self.success.sum())}/{self.status.numel()}{ev})"
+            f"success={int(self.success.sum())}/{self.status.numel()}{ev}{dense})"
         )

@@ -12,6 +12,7 @@ Options that do not apply to the chosen method are errors, not silently ignored.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 
 from .adaptive import AdaptiveOptions, integrate_adaptive
 from .controller import PIDController
+from .dense import DenseRecorder
 from .errors import CapabilityError, InvalidArgumentError, UnknownNameError
 from .events import Event, as_events
 from .explicit import ExplicitRK, ExplicitStepper
@@ -31,26 +33,6 @@ from .solution import EventRecord, Solution
 from .splitting import SplittingStepper
 
 Tensor = torch.Tensor
-
-_OPTIONS = (
-    "method",
-    "dt",
-    "rtol",
-    "atol",
-    "adaptive",
-    "dt0",
-    "dt_min",
-    "dt_max",
-    "max_steps",
-    "controller",
-    "hit_obs",
-    "events",
-    "polish_events",
-    "compensated",
-    "newton_tol",
-    "newton_max_iter",
-    "throw",
-)
 
 
 def solve(
@@ -77,6 +59,7 @@ def solve(
     throw: bool = True,
     compile: bool = False,
     adjoint: Any = False,
+    dense_output: bool = False,
     **unknown: Any,
 ) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` over the times ``ts``.
@@ -112,6 +95,9 @@ def solve(
             continuous adjoint (O(1) memory in the number of steps; ``f`` should be an ``nn.Module``
             so its parameters get gradients). ``False`` (default): autograd differentiates through
             the solver's operations (discrete backprop).
+        dense_output: keep what each step's interpolant needs, so that :meth:`Solution.evaluate`
+            gives the solution at any time of the solved interval (see :mod:`.dense`): the method's
+            continuous extension where it has one (dopri5, tsit5, bosh3), cubic Hermite otherwise.
 
     Returns:
         :class:`Solution` with ``ys`` of shape ``(*batch, T, D)``.
@@ -123,7 +109,14 @@ def solve(
             reg.register(opt, None)
         reg.get(name)  # raises with a did-you-mean
         raise UnknownNameError("solve option", name, list(_OPTIONS), [])  # pragma: no cover
+    if dense_output not in (True, False):
+        raise InvalidArgumentError("dense_output", dense_output, "True or False")
     if adjoint is not False and adjoint is not None:
+        if dense_output:
+            raise CapabilityError(
+                "dense_output=True keeps the forward solve's steps, which the adjoint does not; solve with "
+                "adjoint=False (gradients then flow through evaluate() by ordinary autograd)"
+            )
         from .adjoint import AdjointOptions, adjoint_solve
 
         given = {
@@ -186,10 +179,17 @@ def solve(
     if spec.needs_separable and problem.split is None:
         raise CapabilityError(
             f"method {spec.name!r} is an explicit splitting and needs a separable Hamiltonian field "
-            "H = T(p) + V(q) (a SplitField, e.g. symflow.systems.vector_field of a separable system); "
-            f"methods that apply to this field: {', '.join(methods_for(separable=False))}"
+            "H = T(p) + V(q): a SplitField, e.g. symflow.systems.vector_field of a separable system "
+            "(a custom H: symflow.systems.from_hamiltonian(H, dof, kinetic=T, potential=V), or let it "
+            "detect the split); methods that apply to this field: "
+            f"{', '.join(methods_for(separable=False))}"
         )
 
+    recorder = None
+    if dense_output:
+        if _functorch_active():
+            raise CapabilityError("dense_output=True is not available inside torch.func transforms")
+        recorder = _dense_recorder(spec, use_adaptive, problem)
     if use_adaptive:
         if _functorch_active():
             raise CapabilityError(
@@ -208,6 +208,7 @@ def solve(
             hit_obs=bool(hit_obs),
             events=evs,
             polish_events=bool(polish_events),
+            dense=recorder,
         )
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")
@@ -237,6 +238,7 @@ def solve(
             events=evs,
             polish_events=bool(polish_events),
             compile=bool(compile),
+            dense=recorder,
         )
         ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
 
@@ -250,10 +252,28 @@ def solve(
         stats={k: v.reshape(batch) for k, v in stats.items()},
         method=spec.name,
         events=record,
+        interpolation=None
+        if recorder is None
+        else recorder.finish(reverse=problem.reverse, batch_shape=batch),
     )
     if throw and not _functorch_active():
         sol.raise_for_status()
     return sol
+
+
+#: Every keyword ``solve`` accepts, for the unknown-option message (read from the signature, so that it
+#: cannot fall behind it).
+_OPTIONS = (
+    "method",
+    *(p.name for p in inspect.signature(solve).parameters.values() if p.kind == p.KEYWORD_ONLY),
+)
+
+
+def _dense_recorder(spec: MethodSpec, adaptive: bool, problem: Any) -> DenseRecorder:
+    """The method's continuous extension where its tableau has one, cubic Hermite otherwise."""
+    has_extension = spec.tableau is not None and spec.tableau.explicit and spec.tableau.dense is not None
+    rk = ExplicitRK(spec.tableau) if has_extension else None
+    return DenseRecorder(rk, problem.f, problem.y0, problem.ts)
 
 
 def _reject_inapplicable(spec: MethodSpec, adaptive: bool, given: dict[str, bool]) -> None:

@@ -14,6 +14,7 @@ Layering: this package imports only ``symflow.integrators`` (for shared types), 
 from . import oscillators, pendulums, celestial, henon_heiles, fput  # noqa: F401
 
 # isort: on
+from .autodiff import CompiledFieldWarning
 from .exact import kepler_flow, linear_flow
 from .fields import (
     HamiltonianField,
@@ -27,6 +28,7 @@ from .spec import HamiltonianSystem, Parameter, PoincareSurface, SystemSpec
 
 __all__ = [
     "SYSTEMS",
+    "CompiledFieldWarning",
     "HamiltonianField",
     "HamiltonianSystem",
     "Parameter",

@@ -4,14 +4,15 @@ A :class:`SystemSpec` is a registry entry: a *family* with named, typed paramete
 ``n`` masses and coupling ``alpha``). Calling it with parameter values returns a
 :class:`HamiltonianSystem`, a concrete system whose callables are bound to those values.
 
-Conventions (``shared/DESIGN.md``): states are ``y = [q, p]`` of shape ``(..., D)``, ``D = 2n``;
+Conventions (see ``docs/concepts.md``): states are ``y = [q, p]`` of shape ``(..., D)``, ``D = 2n``;
 ``hamiltonian(q, p)`` broadcasts over any batch shape and returns shape ``(...)``.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -79,6 +80,87 @@ class PoincareSurface:
     labels: tuple[str, str]
     description: str
 
+    @classmethod
+    def plane(
+        cls,
+        coordinate: int | str,
+        value: float = 0.0,
+        *,
+        direction: int = 1,
+        plot: tuple[int | str, int | str],
+        names: Sequence[str] | HamiltonianSystem | None = None,
+    ) -> PoincareSurface:
+        """The surface ``y[coordinate] = value`` in one line, for the common case.
+
+        ``PoincareSurface.plane("q1", 0.0, direction=+1, plot=("q2", "p2"), names=system)`` is the plane
+        ``q1 = 0`` crossed upwards, plotted in ``(q2, p2)``. Coordinates are indices into the state
+        ``y = [q, p]`` or names; names are looked up in ``names`` (a system, whose
+        ``coordinate_names`` are used, or a sequence of names); :meth:`HamiltonianSystem.surface`
+        passes the system itself.
+
+        Args:
+            coordinate: the coordinate that is held at ``value`` on the surface.
+            value: where the plane sits.
+            direction: ``+1`` counts crossings where the coordinate increases, ``-1`` decreasing,
+                ``0`` both.
+            plot: the two coordinates plotted in the section (neither may be ``coordinate``).
+            names: coordinate names for name lookups (and labels).
+        """
+        if isinstance(names, HamiltonianSystem):
+            names = names.coordinate_names
+        names = tuple(names) if names is not None else None
+        if isinstance(direction, bool) or direction not in (-1, 0, 1):
+            raise InvalidArgumentError("direction", direction, "+1 (increasing), -1 (decreasing) or 0 (both)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidArgumentError("value", value, "a finite number")
+        if not isinstance(plot, (tuple, list)) or len(plot) != 2:
+            raise InvalidArgumentError("plot", plot, "two coordinates (names or indices) to plot")
+        index = _coordinate_index(coordinate, names, "coordinate")
+        coords = (_coordinate_index(plot[0], names, "plot"), _coordinate_index(plot[1], names, "plot"))
+        if coords[0] == coords[1] or index in coords:
+            raise InvalidArgumentError(
+                "plot", plot, f"two different coordinates, neither of them the section's {coordinate!r}"
+            )
+        label = names[index] if names is not None else f"y[{index}]"
+        labels = tuple(names[c] if names is not None else f"y[{c}]" for c in coords)
+        side = {1: "increasing", -1: "decreasing", 0: "either direction"}[direction]
+        level = float(value)
+        return cls(
+            g=lambda y: y[..., index] - level,
+            direction=direction,
+            coords=coords,
+            labels=labels,
+            description=f"{label} = {level:g}, {label} {side}",
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PoincareSurface({self.description!r}, direction={self.direction:+d}, "
+            f"plot={self.labels}, coords={self.coords})"
+        )
+
+
+def _coordinate_index(key: int | str, names: tuple[str, ...] | None, argument: str) -> int:
+    """A state index from an index or a coordinate name (with did-you-mean for names)."""
+    if isinstance(key, bool):
+        raise InvalidArgumentError(argument, key, "a coordinate index or name")
+    if isinstance(key, int):
+        if key < 0 or (names is not None and key >= len(names)):
+            bound = f"0 ≤ index < {len(names)}" if names is not None else "a non-negative index"
+            raise InvalidArgumentError(argument, key, bound)
+        return key
+    if isinstance(key, str):
+        if names is None:
+            raise InvalidArgumentError(
+                argument, key, "an index, or a name together with names=system (or a list of names)"
+            )
+        if key in names:
+            return names.index(key)
+        close = difflib.get_close_matches(key, names, n=2, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise InvalidArgumentError(argument, key, f"one of the coordinates {names}{hint}")
+    raise InvalidArgumentError(argument, key, "a coordinate index or name")
+
 
 @dataclass(frozen=True, eq=False)
 class HamiltonianSystem:
@@ -100,6 +182,9 @@ class HamiltonianSystem:
         exact_flow: ``(t, y0) -> y(t)`` where known; ``t`` broadcasts against the batch of ``y0``.
         poincare: the customary surface of section, if any.
         invariants: other conserved quantities, ``name -> (q, p) -> value``.
+        separability: how ``separable`` was decided, for systems built by
+            :func:`~symflow.systems.from_hamiltonian` (e.g. ``"detected: ∂²H/∂q∂p = 0 at 64 sampled
+            states"``); shown in the repr. Empty for the catalogue, whose splits are written by hand.
     """
 
     name: str
@@ -118,6 +203,7 @@ class HamiltonianSystem:
     coordinate_names: tuple[str, ...] | None = None
     description: str = ""
     reference: str = ""
+    separability: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.dof, int) or self.dof < 1:
@@ -195,7 +281,11 @@ class HamiltonianSystem:
         of typical values for the system. Sampling runs in float64 on the CPU and is then cast.
         """
         if self.sampler is None:
-            raise CapabilityError(f"system {self.name!r} has no initial-condition sampler")
+            raise CapabilityError(
+                f"system {self.name!r} has no initial-condition sampler: give it one with "
+                "sampler=(n, generator, energy) -> (n, D) states (from_hamiltonian provides a default "
+                "box / energy-shell sampler when sampler= is omitted)"
+            )
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidArgumentError("n", n, "a positive integer number of samples")
         if energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))):
@@ -214,9 +304,24 @@ class HamiltonianSystem:
         t = torch.as_tensor(t, dtype=y0.dtype, device=y0.device)
         return self.exact_flow(t, y0)
 
+    def surface(
+        self,
+        coordinate: int | str,
+        value: float = 0.0,
+        *,
+        direction: int = 1,
+        plot: tuple[int | str, int | str],
+    ) -> PoincareSurface:
+        """``PoincareSurface.plane`` with this system's coordinate names, e.g.
+        ``system.surface("q1", 0.0, direction=+1, plot=("q2", "p2"))``."""
+        return PoincareSurface.plane(
+            coordinate, value, direction=direction, plot=plot, names=self.coordinate_names
+        )
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"HamiltonianSystem({self.name}({args}), dof={self.dof}, separable={self.separable})"
+        how = f" ({self.separability})" if self.separability else ""
+        return f"HamiltonianSystem({self.name}({args}), dof={self.dof}, separable={self.separable}{how})"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 # here again would only double the suite's time. The test below keeps this list honest.
 OWN_TEST = {
     "cnf_two_moons.py": "test_cnf_example.py",
+    "custom_double_well.py": "test_custom_system_example.py",
     "liouville_transport.py": "test_cnf_example.py",
     "poincare_sections.py": "test_diagnostics_report.py",
     "simulate_dataset.py": "test_data_cli.py",

@@ -282,8 +282,10 @@ def test_user_system_registers_and_integrates_with_the_helpers():
         torch.testing.assert_close(s.vector_field(got)(T0, y), torch.tensor([[0.5, -1.0]]))
         with pytest.raises(CapabilityError, match="no known exact flow"):
             got.flow(1.0, y)
-        with pytest.raises(CapabilityError, match="no initial-condition sampler"):
-            got.sample(2)
+        assert got.sample(2, seed=0).shape == (2, 2)  # from_hamiltonian's default sampler
+        bare = s.HamiltonianSystem(name="bare", dof=1, hamiltonian=h)
+        with pytest.raises(CapabilityError, match=r"no initial-condition sampler: give it one with sampler="):
+            bare.sample(2)
     finally:
         s.SYSTEMS.unregister("quartic_test")
 

@@ -10,7 +10,12 @@ Inputs (one small dispatcher, :func:`resolve_input`, so run directories can be a
   at ``--energy``, followed by ``--method``;
 * a training run directory (``symflow train node|sympflow|pinn --out DIR``) — the trained model against
   the system it learned: a neural ODE's field integrated by ``--method`` (default ``gl6``, ``--dt 0.1``),
-  a flow map composed with its own ``Δt``; orbits sampled at ``--energy`` as for a system.
+  a flow map composed with its own ``Δt``; orbits sampled at ``--energy`` as for a system. With
+  ``--poincare`` the true system's section of the same orbits (dopri5, rtol 1e-10) is drawn beside the
+  learned model's and scored against it.
+
+The terminal summary and REPORT.md state the orbits' energy (``H`` of their initial states), and the
+trajectory figure runs to ``--t-end``.
 
 Examples::
 
@@ -188,6 +193,7 @@ def _ranges() -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from symflow.diagnostics import IntegratorSource, diagnose
+    from symflow.diagnostics.report import orbit_energy
     from symflow.training.checks import check_ranges
 
     check_ranges(vars(args), _ranges(), flag=True)
@@ -210,6 +216,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         settings = {"method": source.method, **source.options, "seed": args.seed}
     learned = getattr(found.run.model, "hamiltonian", None) if found.kind == "run" else None
+    reference = None
+    if found.kind == "run" and args.poincare:
+        # The true system is known (from the training data or the run's config): its section of the
+        # same orbits goes beside the learned one.
+        reference = IntegratorSource.for_system(found.system, "dopri5", rtol=1e-10, atol=1e-12)
+        reference.name = f"true {found.system.name}, {reference.name}"
     result = diagnose(
         args.output,
         system=found.system,
@@ -222,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples or 500,
         seed=args.seed,
         poincare=args.poincare,
+        reference=reference,
         learned_hamiltonian=learned if callable(learned) else None,
         pdf=args.pdf,
         progress=not args.quiet,
@@ -231,6 +244,9 @@ def run(args: argparse.Namespace) -> int:
     json_path, md_path = result.paths
     if not args.quiet:
         energy = result.report["energy"]["true"]
+        level = orbit_energy(energy)
+        if level:
+            print(f"orbits: {energy['n_samples']} with true energy H {level} (H of their initial states)")
         drifting = f"{energy['drifting_samples']}/{energy['n_samples']} drifting"
         print(
             f"energy: max relative error {_fmt(energy['max_error'])}, median drift exponent "
@@ -241,6 +257,12 @@ def run(args: argparse.Namespace) -> int:
         if result.section is not None:
             p = result.report["poincare"]
             print(f"poincaré: {p['n_crossings']} crossings of {p['surface']} by {p['n_orbits']} orbits")
+            if p.get("distance"):
+                d = p["distance"]
+                print(
+                    f"poincaré reference: {d['reference']} ({len(result.reference_section)} crossings), "
+                    f"median section distance {_fmt(d['median'])}"
+                )
         print(f"wrote {json_path} and {md_path} ({len(result.figures)} figures)")
     return 0
 

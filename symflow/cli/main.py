@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"symflow {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="FILE_OR_MODULE",
+        help="import a Python file or module that registers your own systems (repeatable; also "
+        "SYMFLOW_PLUGINS)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"symflow.cli.{name}").register(sub)
@@ -73,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     command = " ".join(x for x in (args.command, getattr(args, "learner", None)) if x)
     try:
+        from .plugins import load_plugins
+
+        load_plugins(args.plugin)
         with _sigterm_as_interrupt():
             return int(args.func(args) or 0)
     except Terminated:

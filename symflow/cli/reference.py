@@ -7,6 +7,7 @@ the parsers disagree, so the reference cannot go stale.
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 
 from .main import build_parser
@@ -34,15 +35,28 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
         if action.choices is not None and not isinstance(action.choices, dict):
             names += " {" + ", ".join(str(c) for c in action.choices) + "}"
         helptext = (action.help or "").replace("%(default)s", str(action.default)).replace("|", "\\|")
-        default = action.default
-        shown = (
-            ""
-            if default in (None, False, [], argparse.SUPPRESS)
-            or isinstance(action, argparse._StoreConstAction)
-            else f"`{default}`"
-        )
-        rows.append(f"| {names} | {helptext} | {shown} |")
+        rows.append(f"| {names} | {helptext} | {default_of(action)} |")
     return rows
+
+
+# "(default 1000)", "(default: hnn)", "(default dopri5; gl6 for ...)", "(default 0: off)"
+_DEFAULT_IN_HELP = re.compile(r"\(default(?::|\s)\s*([^;:)]+)")
+
+
+def default_of(action: argparse.Action) -> str:
+    """The default column: the parser's default, or the one the help text states where the parser's
+    is ``None`` because the real default depends on other options or is decided downstream."""
+    default = action.default
+    flag = isinstance(action, argparse._StoreConstAction)  # store_true/false/const
+    unset = default is None or default is argparse.SUPPRESS or default is False or default == []
+    if not flag and not unset:
+        return f"`{default}`"
+    found = _DEFAULT_IN_HELP.search(action.help or "")
+    if found:
+        return f"`{found.group(1).strip()}`"
+    if flag and "(default)" in (action.help or ""):
+        return "on"
+    return ""
 
 
 def _walk(parser: argparse.ArgumentParser, name: str, out: list[str], summary: str = "") -> None:

@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                     "path": str(result.path),
                     "n": result.n,
                     "n_times": result.n_times,
+                    "observations": dict(zip(("min", "mean", "max"), result.observations)),
                     "dim": result.dim,
                     "failed": result.failed,
                     "seconds": result.seconds,

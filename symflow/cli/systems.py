@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
             f"{'yes' if r['exact_flow'] else 'no':5s}  {r['summary']}"
         )
         if args.name:
+            width = max((len(pname) for pname in r["parameters"]), default=0)
             for pname, info in r["parameters"].items():
-                print(f"    {pname} = {info['default']!r:8}  {info['doc']}")
+                print(f"    {pname:<{width}} = {info['default']!r:<8}  {info['doc']}")
             if r["poincare"]:
                 print(f"    Poincaré section: {r['poincare']}")
     return 0

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from symflow.integrators import InvalidArgumentError
+from symflow.integrators.reprs import compact_repr
 
 from .trace import check_trace, exact_divergence, hutchinson_divergence
 
@@ -47,6 +48,9 @@ class AugmentedState:
     kinetic: Tensor | None
     jacobian: Tensor | None
     probe: Tensor | None
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 class AugmentedField(torch.nn.Module):

@@ -2,7 +2,7 @@
 
 A density ``ρ`` moved by a field ``f`` obeys the continuity equation ``∂ρ/∂t + ∇·(ρ f) = 0``; along a
 trajectory this is the instantaneous change of variables ``d log ρ(y(t))/dt = −∇·f(y(t))``
-(seeds ``000_*``, ``003_*`` App. B). For a Hamiltonian field ``f = J∇H``,
+(Chen et al., *Neural ODEs*, NeurIPS 2018, Thm. 1). For a Hamiltonian field ``f = J∇H``,
 
     ∇·f = tr(J ∇²H) = Σ_i (∂²H/∂q_i∂p_i − ∂²H/∂p_i∂q_i) = 0,
 
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from symflow.integrators import InvalidArgumentError, solve
+from symflow.integrators.reprs import compact_repr
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
 from .augmented import AugmentedField
@@ -53,6 +54,9 @@ class DensityTransport:
     def log_density_change(self) -> Tensor:
         """``log ρ_t(y(t)) − log ρ_0(y(0))``, shape ``(B, T)``."""
         return self.log_density - self.log_density[:, :1]
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def _as_field(field_or_system: Any):
@@ -139,6 +143,9 @@ class LiouvilleReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "transport"}
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def gaussian_ensemble(

@@ -29,6 +29,7 @@ import torch
 
 from symflow.integrators import AdjointOptions, InvalidArgumentError, get_method, solve
 from symflow.integrators.inputs import positive_float
+from symflow.integrators.reprs import compact_repr
 
 from .augmented import AugmentedField
 from .trace import PROBES, check_trace, draw_probe
@@ -59,6 +60,9 @@ class DensityTerms:
     kinetic: Tensor | None
     jacobian: Tensor | None
     nfev: Tensor
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 class CNF(torch.nn.Module):

@@ -28,6 +28,7 @@ from torch.func import hessian
 
 from symflow.integrators import CapabilityError, InvalidArgumentError, solve
 from symflow.integrators.inputs import positive_float, positive_int
+from symflow.integrators.reprs import compact_repr
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
 from .fields import TimeMLP
@@ -67,6 +68,9 @@ class ThermalEnsemble:
     def log_density(self, y: Tensor) -> Tensor:
         """Exact ``log ρ(y) = −H(y)/T − log Z`` (float64)."""
         return self.distribution.log_prob(y.to(F64))
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def canonical_ensemble(system: str | HamiltonianSystem, temperature: float) -> ThermalEnsemble:
@@ -133,6 +137,9 @@ class PhaseSpaceFit:
     held_out_nll: float
     held_out_stderr: float
     held_out: Tensor
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def fit_phase_space_density(

@@ -25,6 +25,7 @@ import torch
 
 from symflow.integrators import InvalidArgumentError, Registry
 from symflow.integrators.inputs import positive_float
+from symflow.integrators.reprs import compact_repr
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -69,6 +70,9 @@ class ToyDataset:
         if not isinstance(x, Tensor) or x.shape[-1:] != (self.dim,):
             raise InvalidArgumentError("x", x, f"a tensor of shape (..., {self.dim})")
         return self.density(x.to(F64)).to(x.dtype)
+
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("name", "dim", "params", "bounds"))
 
 
 def _gaussian_mixture_log_prob(x: Tensor, means: Tensor, std: float) -> Tensor:

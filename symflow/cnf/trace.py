@@ -1,7 +1,7 @@
 """Divergence of a vector field, ``tr ∂f/∂y``: exact, or by Hutchinson's stochastic estimator.
 
 The instantaneous change of variables (Chen, Rubanova, Bettencourt & Duvenaud, *Neural ODEs*,
-NeurIPS 2018, Thm. 1; the seeds ``000_*``–``004_*`` derive it) needs the trace of the Jacobian of
+NeurIPS 2018, Thm. 1; Grathwohl et al., *FFJORD*, ICLR 2019, §2) needs the trace of the Jacobian of
 the field at every right-hand-side evaluation::
 
     d log p(y(t))/dt = −tr(∂f/∂y (t, y(t))).
@@ -39,6 +39,7 @@ import torch
 from torch.func import vjp, vmap
 
 from symflow.integrators import InvalidArgumentError, Registry
+from symflow.integrators.reprs import compact_repr
 
 Tensor = torch.Tensor
 Field = Callable[[Tensor, Tensor], Tensor]
@@ -57,6 +58,9 @@ class Divergence:
     f: Tensor
     div: Tensor
     frobenius: Tensor
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def exact_divergence(field: Field, t: Tensor, y: Tensor) -> Divergence:

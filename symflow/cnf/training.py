@@ -25,6 +25,7 @@ import torch
 
 from symflow.integrators import InvalidArgumentError
 from symflow.integrators.inputs import positive_float, positive_int
+from symflow.integrators.reprs import compact_repr
 from symflow.training import GeneratorState, RunDirectory, Trainer
 
 from .flow_matching import flow_matching_loss
@@ -53,6 +54,13 @@ class FitResult:
     seconds: float
     run: Path | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return compact_repr(
+            self,
+            fields=("cnf", "metrics", "steps", "seconds", "run"),
+            history=f"<{len(self.history)} records>",
+        )
 
 
 @torch.no_grad()

@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from symflow.integrators.errors import InvalidArgumentError
+from symflow.integrators.reprs import compact_repr
 from symflow.integrators.solution import Status
 
 from .reader import TrajectoryFile, open_trajectories
@@ -104,6 +105,9 @@ class TrajectoryBatch:
         """``ts`` with the padding replaced by strictly increasing times past each row's last
         observation, ready for :func:`symflow.integrators.solve` (outputs there are padding)."""
         return pad_for_solver(self.ts, self.length, self.ts.dtype)
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def collate_trajectories(items: Sequence[dict[str, Any]]) -> TrajectoryBatch:

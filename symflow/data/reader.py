@@ -172,6 +172,9 @@ class ValidationReport:
             lines.append(f"  … {self.n_problems - len(self.problems)} more")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return f"ValidationReport({str(self).splitlines()[0][:120]!r}, problems={self.n_problems})"
+
 
 class TrajectoryFile:
     """An open trajectory file (either layout), read lazily.

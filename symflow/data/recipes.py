@@ -33,6 +33,7 @@ import torch
 
 from symflow.integrators.errors import InvalidArgumentError, SymflowError
 from symflow.integrators.registry import Registry
+from symflow.integrators.reprs import compact_repr
 
 from .simulate import SimulationResult, simulate
 
@@ -118,6 +119,9 @@ class Recipe:
             attrs=attrs,
             **options,
         )
+
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("name", "system", "params", "options", "path"))
 
 
 def parse_recipe(text: str, *, name: str = "recipe", path: Path | None = None) -> Recipe:

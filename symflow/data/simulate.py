@@ -65,10 +65,11 @@ class SimulationResult:
 
     path: Path
     n: int
-    n_times: int
+    n_times: int  # the padded width T of the file's arrays
     dim: int
     seconds: float
     failed: dict[str, int] = field(default_factory=dict)
+    observations: tuple[int, float, int] | None = None  # per trajectory: (min, mean, max)
 
     @property
     def n_failed(self) -> int:
@@ -85,10 +86,17 @@ class SimulationResult:
             if self.failed
             else ""
         )
+        lo, mean, hi = self.observations or (self.n_times, float(self.n_times), self.n_times)
+        if lo == hi:
+            shape = f"{self.n} trajectories × {lo} observations × dim {self.dim}"
+        else:
+            shape = (
+                f"{self.n} trajectories of {lo}–{hi} observations (mean {mean:.1f}; stored padded to "
+                f"{self.n_times}) × dim {self.dim}"
+            )
         return (
-            f"wrote {self.path}: {self.n} trajectories × {self.n_times} observations × dim {self.dim}, "
-            f"{self.n - self.n_failed} succeeded{failed}, in {self.seconds:.1f} s "
-            f"({self.throughput:.0f} trajectories/s)"
+            f"wrote {self.path}: {shape}, {self.n - self.n_failed} succeeded{failed}, in "
+            f"{self.seconds:.1f} s ({self.throughput:.0f} trajectories/s)"
         )
 
 
@@ -270,7 +278,10 @@ def simulate(
         if not isinstance(y0, Tensor) or y0.shape != (n, D) or not y0.is_floating_point():
             raise InvalidArgumentError("y0", y0, f"a floating-point tensor of shape ({n}, {D})")
     elif sys_.sampler is None:
-        raise CapabilityError(f"system {sys_.name!r} has no initial-state sampler; pass y0=(n, {D}) states")
+        raise CapabilityError(
+            f"system {sys_.name!r} has no initial-state sampler; pass y0=(n, {D}) states, or build the "
+            "system with sampler=... (from_hamiltonian gives one by default)"
+        )
     elif energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))):
         raise InvalidArgumentError("energy", energy, "a number or None")
     else:
@@ -323,6 +334,7 @@ def simulate(
     )
     f = vector_field(sys_)
     failed: dict[str, int] = {}
+    counts = [T + 1, 0, 0]  # fewest, total and most observations per trajectory
     cols = torch.arange(T)
     t0 = time.perf_counter()
     bar = progress_bar(total=n, unit="traj", desc=f"simulate {sys_.name}", enabled=progress, leave=True)
@@ -356,6 +368,11 @@ def simulate(
                 energy=sys_.energy(clean) if store_energy else None,
                 y_clean=clean if store_clean else None,
             )
+            counts = [
+                min(counts[0], int(length.min())),
+                counts[1] + int(length.sum()),
+                max(counts[2], int(length.max())),
+            ]
             for code in status.unique().tolist():
                 if code != Status.SUCCESS:
                     name = Status(code).name.lower()
@@ -364,4 +381,5 @@ def simulate(
             if failed:
                 bar.set_postfix(failed=sum(failed.values()))
         writer.set_attrs(failed=failed)
-    return SimulationResult(writer.path, n, T, D, time.perf_counter() - t0, failed)
+    observations = (counts[0], counts[1] / n, counts[2])
+    return SimulationResult(writer.path, n, T, D, time.perf_counter() - t0, failed, observations)

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from symflow.integrators import InvalidArgumentError
+from symflow.integrators.reprs import compact_repr
 
 from .settings import FULL, QUICK, DemoSettings
 
@@ -76,6 +77,9 @@ class DemoResult:
     report_json: Path
     report_md: Path
     figures: list[Path] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def run_demo(

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from symflow.integrators import InvalidArgumentError, Solution
+from symflow.integrators.reprs import compact_repr, short
 from symflow.systems import HamiltonianSystem
 
 from .sources import Trajectories, from_solution
@@ -97,7 +98,20 @@ class EnergyReport:
             "median_drift_rate": _float(rate.median()) if rate.numel() else None,
             "drifting_samples": int(self.drifting.sum()),
             "drift_threshold": DRIFT_THRESHOLD,
+            **_initial_energy(self.energy),
         }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return compact_repr(
+            self,
+            fields=("name",),
+            samples=s["n_samples"],
+            max_error=s["max_error"],
+            median_drift_exponent=s["median_drift_exponent"],
+            drifting=f"{s['drifting_samples']}/{s['n_samples']}",
+            t=short(self.t),
+        )
 
 
 def energy_error(
@@ -231,3 +245,16 @@ def _as_trajectories(data: Any) -> Trajectories:
 
 def _float(x: Tensor) -> float:
     return float(x.item())
+
+
+def _initial_energy(energy: Tensor) -> dict[str, float | None]:
+    """Min, median and max over samples of ``H`` at each trajectory's first state (the orbits' energy)."""
+    first = energy[:, 0] if energy.dim() == 2 and energy.shape[1] else energy.new_zeros(0)
+    first = first[torch.isfinite(first)]
+    if not first.numel():
+        return {"initial_energy_min": None, "initial_energy_median": None, "initial_energy_max": None}
+    return {
+        "initial_energy_min": _float(first.min()),
+        "initial_energy_median": _float(first.median()),
+        "initial_energy_max": _float(first.max()),
+    }

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from symflow.integrators import InvalidArgumentError, solve
+from symflow.integrators.reprs import compact_repr, short
 from symflow.systems import HamiltonianSystem, vector_field
 
 from .energy import EnergyReport, energy_errors
@@ -47,6 +48,14 @@ class Diagnostics:
     paths: tuple[Path, Path] | None = None
     trajectories: Trajectories | None = None  # the trajectories whose energy was measured
 
+    def __repr__(self) -> str:
+        return compact_repr(
+            self,
+            fields=("energy", "structure", "section", "reference_section"),
+            figures=len(self.figures),
+            report=short(None if self.paths is None else self.paths[1]),
+        )
+
 
 def diagnose(
     out_dir: str | Path,
@@ -65,7 +74,7 @@ def diagnose(
     learned_hamiltonian: Callable[[Tensor], Tensor] | None = None,
     structure_states: int = 32,
     structure_times: tuple[float, ...] | None = None,
-    compare_span: float = 30.0,
+    compare_span: float | None = None,
     pdf: bool = False,
     progress: bool = False,
     settings: Mapping[str, Any] | None = None,
@@ -91,7 +100,7 @@ def diagnose(
         structure_states, structure_times: states and durations of the structure diagnostics
             (default durations: one and ten steps of the map, or 0.1 and 1).
         compare_span: length of the trajectory-comparison figure (the comparison is against the
-            system's field integrated with dopri5 at ``rtol=1e-11`` over this span).
+            system's field integrated with dopri5 at ``rtol=1e-11`` over this span); default ``t_end``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +142,8 @@ def diagnose(
     figs.append(plot_energy_error(energy, out / "energy_error", pdf=pdf, title=title))
 
     # Trajectory comparison: the trajectories against the system's field integrated tightly.
-    comparison = _comparison_figure(out, system, trajectories, compare_span, pdf)
+    span = float(t_end) if compare_span is None else float(compare_span)
+    comparison = _comparison_figure(out, system, trajectories, span, pdf)
     if comparison is not None:
         figs.append(comparison)
 
@@ -238,7 +248,7 @@ def _comparison_figure(
     data = torch.stack([y[:steps] for y in states])
     true = solve(vector_field(system), data[:, 0], tt, "dopri5", rtol=1e-11, atol=1e-13, throw=False).ys
     name = traj.origin or "trajectories"
-    return plot_trajectories(
+    fig = plot_trajectories(
         tt,
         {"true field (dopri5, rtol 1e-11)": true, name: data},
         out / "trajectories",
@@ -247,3 +257,5 @@ def _comparison_figure(
         pdf=pdf,
         title=f"{name} against the true {system.name} field",
     )
+    t0, t1 = float(tt[:, 0].min()), float(tt[:, -1].max())
+    return replace(fig, caption=f"{fig.caption}, t from {t0:g} to {t1:g}")

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from symflow.integrators import Event, InvalidArgumentError, Status, solve
+from symflow.integrators.reprs import short
 from symflow.systems import HamiltonianSystem, PoincareSurface
 
 from .sources import FlowSource, IntegratorSource, as_source
@@ -121,6 +122,15 @@ class PoincareSection:
             "min_crossings_per_orbit": int(counts.min()) if self.n_orbits else 0,
             "failed_orbits": failed,
         }
+
+    def __repr__(self) -> str:
+        counts = self.counts()
+        per = f" ({int(counts.min())}–{int(counts.max())} per orbit)" if self.n_orbits else ""
+        failed = 0 if self.status is None else int((self.status != 0).sum())
+        return (
+            f"PoincareSection({self.description!r}, orbits={self.n_orbits}, crossings={len(self)}{per}, "
+            f"plot={self.labels}, t_end={self.t_end:g}, failed={failed}, source={short(self.source)})"
+        )
 
 
 def poincare_section(

@@ -77,6 +77,13 @@ ENERGY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "drifting_samples": ((int,), "samples with drift exponent above drift_threshold"),
     "drift_threshold": ((int, float), "the threshold (0.5)"),
 }
+#: Keys of an energy entry added after the first release of schema version 1: checked when present, not
+#: required, so that earlier reports still load.
+ENERGY_OPTIONAL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "initial_energy_min": (_NUM, "smallest H of the trajectories' first states (the orbits' energy)"),
+    "initial_energy_median": (_NUM, "median H of the first states"),
+    "initial_energy_max": (_NUM, "largest H of the first states"),
+}
 STRUCTURE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "source": ((str,), "the map measured"),
     "n_states": ((int,), "states at which Jacobians were taken"),
@@ -187,7 +194,7 @@ def validate_report(report: Any, *, root: str | Path | None = None) -> None:
             if not isinstance(entry, dict):
                 problems.append(f"report.energy.{name}: expected an object")
             else:
-                _check(entry, ENERGY_KEYS, f"report.energy.{name}", problems)
+                _check(entry, ENERGY_KEYS, f"report.energy.{name}", problems, optional=ENERGY_OPTIONAL_KEYS)
     if isinstance(report.get("structure"), dict):
         _check(report["structure"], STRUCTURE_KEYS, "report.structure", problems)
     if isinstance(report.get("poincare"), dict):
@@ -283,6 +290,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             "Drift exponent: slope of log(max error per log-spaced window) against log t; ≈0 bounded, "
             f"≈1 linear drift; 'drifting' means above {threshold}.",
         ]
+        stated = [(name, orbit_energy(e)) for name, e in report["energy"].items()]
+        if any(text for _, text in stated):
+            lines += ["", "Energy of the orbits (H of their initial states): "]
+            lines[-1] += "; ".join(f"{name} H {text}" for name, text in stated if text) + "."
     if report["structure"]:
         s = report["structure"]
         lines += [
@@ -319,6 +330,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         for fig in report["figures"]:
             lines += [f"![{fig['caption']}]({fig['png']})", "", f"*{fig['caption']}*", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def orbit_energy(entry: Mapping[str, Any]) -> str:
+    """``"= 0.125"`` when every orbit has (to round-off) the same energy, else ``"from a to b (median c)"``;
+    empty when the report predates these keys."""
+    lo, med, hi = (entry.get(f"initial_energy_{k}") for k in ("min", "median", "max"))
+    if lo is None or hi is None:
+        return ""
+    if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):
+        return f"= {med:.6g}"
+    return f"from {lo:.6g} to {hi:.6g} (median {med:.6g})"
 
 
 def _args(args: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from symflow.integrators import InvalidArgumentError, get_method
+from symflow.integrators.reprs import compact_repr
 from symflow.systems import HamiltonianSystem, get_system
 from symflow.training.runs import RunDirectoryError  # the run-directory problem, wherever it is found
 
@@ -42,6 +43,9 @@ class RunSource:
     learner: str
     model: Any
     info: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("learner", "source", "system", "model"))
 
 
 def source_from_run(

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from symflow.integrators import CapabilityError, InvalidArgumentError, Registry, Solution, get_method, solve
+from symflow.integrators.reprs import compact_repr, short
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
 Tensor = torch.Tensor
@@ -108,6 +109,18 @@ class Trajectories:
             self.system,
             self.system_args,
             self.origin,
+        )
+
+    def __repr__(self) -> str:
+        failed = 0 if self.status is None else int((self.status != 0).sum())
+        return compact_repr(
+            self,
+            fields=("system", "origin"),
+            n=self.n,
+            times=self.t.shape[1],
+            dim=self.dim,
+            failed=failed,
+            y=short(self.y),
         )
 
 

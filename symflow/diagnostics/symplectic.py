@@ -28,6 +28,7 @@ import torch
 from torch.func import jacrev, vmap
 
 from symflow.integrators import CapabilityError, InvalidArgumentError
+from symflow.integrators.reprs import compact_repr
 
 from .sources import FlowSource, as_source
 
@@ -144,6 +145,18 @@ class StructureReport:
             else _stat(self.reversibility, "max"),
             "per_time": rows,
         }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return compact_repr(
+            self,
+            fields=("source",),
+            states=s["n_states"],
+            times=tuple(self.times.tolist()),
+            max_defect=s["max_defect"],
+            max_volume_error=s["max_volume_error"],
+            max_reversibility_error=s["max_reversibility_error"],
+        )
 
 
 def structure(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from symflow.integrators.errors import InvalidArgumentError
+from symflow.integrators.reprs import compact_repr
 
 from .flowmap import FlowMap
 from .pinn import IVPPINN
@@ -69,6 +70,9 @@ class TrajectoryPairs:
 
     def __len__(self) -> int:
         return int(self.gap.shape[0])
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def trajectory_pairs(

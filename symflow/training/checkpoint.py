@@ -1,4 +1,4 @@
-"""Atomic, verifiable checkpoints (DESIGN.md, "Checkpoints").
+"""Atomic, verifiable checkpoints (see docs/learners.md for how training runs use them).
 
 A checkpoint directory holds ``checkpoint-<step>.pt`` files written with ``torch.save`` and a
 ``manifest.json`` naming the current one with its sha256. A save writes the new ``.pt`` to a
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from symflow.integrators.errors import SymflowError
+from symflow.integrators.reprs import compact_repr
 
 MANIFEST = "manifest.json"
 FORMAT = "symflow.checkpoint"
@@ -54,6 +55,9 @@ class Checkpoint:
     config: dict[str, Any]
     step: int
     path: Path
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
