@@ -44,6 +44,7 @@ from torch.func import functional_call, vjp, vmap
 from .controller import PIDController
 from .errors import CapabilityError, InvalidArgumentError
 from .explicit import ExplicitRK, _terms
+from .fixed import refuse_long_fixed_solves
 from .inputs import Problem, positive_float, positive_int
 from .methods import MethodSpec, get_method
 
@@ -59,7 +60,8 @@ class AdjointOptions:
         rtol, atol: backward tolerances (adaptive).
         dt: backward step (fixed-step methods, or to force fixed steps).
         seminorm: leave the parameter accumulator out of the backward error norm.
-        max_steps: per-interval cap on backward attempts per sample.
+        max_steps: adaptive backward solves: cap on attempted steps per sample (default 10⁵);
+            fixed-step ones: most steps per sample, refused before the loop (default 10⁷).
         controller: step-size controller of the backward solve.
     """
 
@@ -68,7 +70,7 @@ class AdjointOptions:
     atol: float | None = None
     dt: float | None = None
     seminorm: bool = False
-    max_steps: int = 100_000
+    max_steps: int | None = None
     controller: PIDController = field(default_factory=PIDController)
 
 
@@ -190,12 +192,17 @@ def adjoint_solve(
         dt=None if bdt is None else positive_float("adjoint.dt", bdt),
         adaptive=adaptive,
         seminorm=bool(opts.seminorm),
-        max_steps=positive_int("adjoint.max_steps", opts.max_steps),
+        max_steps=positive_int(
+            "adjoint.max_steps",
+            opts.max_steps if opts.max_steps is not None else (100_000 if adaptive else 10_000_000),
+        ),
         controller=opts.controller,
         batch_shape=problem.batch_shape,
         reverse=problem.reverse,
     )
     cfg.spec_backward = bspec  # type: ignore[attr-defined]
+    if not adaptive:
+        refuse_long_fixed_solves(problem.ts, cfg.dt, cfg.max_steps)
     ts_t = ts if isinstance(ts, Tensor) else torch.as_tensor(ts, dtype=y0.dtype, device=y0.device)
     ys = _AdjointSolve.apply(cfg, y0, ts_t, *[p for _, p in named])
     sol = Solution(
@@ -226,8 +233,9 @@ def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: lis
     rk = ExplicitRK(bspec.tableau)
     d = ys.shape[-1]
     shape = ys.shape
+    # The forward solve ran with the times cast to the state's dtype; so does the backward one.
     ts_flat = ts.expand(*cfg.batch_shape, ts.shape[-1]) if ts.dim() == 1 else ts
-    tsb = ts_flat.reshape(-1, shape[-2])
+    tsb = ts_flat.reshape(-1, shape[-2]).to(ys.dtype)
     ysb = ys.reshape(-1, shape[-2], d)
     gb = grad_ys.reshape(-1, shape[-2], d)
     if cfg.reverse:
@@ -247,7 +255,7 @@ def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: lis
         g_ts = g_times.sum(0)
     else:
         g_ts = g_times.reshape(ts.shape)
-    return g_y0, g_ts, g_params
+    return g_y0, g_ts.to(ts.dtype), g_params
 
 
 class _BackwardDriver:
