@@ -22,7 +22,7 @@ from .controller import PIDController
 from .errors import CapabilityError, InvalidArgumentError, UnknownNameError
 from .events import Event, as_events
 from .explicit import ExplicitRK, ExplicitStepper
-from .fixed import FixedOptions, _functorch_active, integrate_fixed
+from .fixed import FixedOptions, _functorch_active, integrate_fixed, refuse_long_fixed_solves
 from .implicit import ImplicitRK
 from .inputs import positive_float, positive_int, prepare_problem, tolerance
 from .methods import MethodSpec, get_method, methods_for
@@ -31,6 +31,9 @@ from .solution import EventRecord, Solution
 from .splitting import SplittingStepper
 
 Tensor = torch.Tensor
+
+ADAPTIVE_MAX_STEPS = 100_000  # attempted steps per sample
+FIXED_MAX_STEPS = 10_000_000  # steps per sample, checked before the loop
 
 _OPTIONS = (
     "method",
@@ -66,7 +69,7 @@ def solve(
     dt0: float | None = None,
     dt_min: float = 0.0,
     dt_max: float = math.inf,
-    max_steps: int = 100_000,
+    max_steps: int | None = None,
     controller: PIDController | None = None,
     hit_obs: bool = False,
     events: Any = None,
@@ -93,8 +96,10 @@ def solve(
             fixed-step unless ``adaptive=True``, in which case it is the initial step.
         rtol, atol: tolerances of adaptive methods (floats, or per-component tensors ``(D,)``).
         adaptive: force adaptive (``True``) or fixed-step (``False``) use of an embedded pair.
-        dt0, dt_min, dt_max, max_steps, controller: step-size control of adaptive methods
-            (``max_steps`` also bounds attempted steps per sample).
+        dt0, dt_min, dt_max, controller: step-size control of adaptive methods.
+        max_steps: most steps per sample. Adaptive solves count attempted steps (default 10⁵; a
+            sample that runs out gets ``Status.MAX_STEPS``); fixed-step solves know their step
+            count before the loop and refuse one above ``max_steps`` (default 10⁷) at once.
         hit_obs: adaptive only; shorten steps to land on every output time instead of using the
             dense output.
         events: an :class:`Event`, a callable ``g(t, y) -> (B,)``, or a list of them; crossings are
@@ -177,7 +182,6 @@ def solve(
             hit_obs=hit_obs,
             newton_tol=newton_tol is not None,
             newton_max_iter=newton_max_iter != 12,
-            max_steps=max_steps != 100_000,
         ),
     )
     evs = as_events(events)
@@ -203,7 +207,7 @@ def solve(
             dt0=None if dt0 is None else positive_float("dt0", dt0),
             dt_min=positive_float("dt_min", dt_min, allow_zero=True),
             dt_max=positive_float("dt_max", dt_max, allow_inf=True),
-            max_steps=positive_int("max_steps", max_steps),
+            max_steps=positive_int("max_steps", ADAPTIVE_MAX_STEPS if max_steps is None else max_steps),
             controller=controller if controller is not None else PIDController(),
             hit_obs=bool(hit_obs),
             events=evs,
@@ -231,6 +235,9 @@ def solve(
                 f"compile=True is not available for implicit methods ({spec.name!r}): their Newton loop "
                 "branches on convergence; use it with explicit or splitting methods"
             )
+        refuse_long_fixed_solves(
+            problem.ts, dt, FIXED_MAX_STEPS if max_steps is None else positive_int("max_steps", max_steps)
+        )
         fopts = FixedOptions(
             dt=dt,
             compensated=spec.symplectic if compensated is None else bool(compensated),
@@ -258,7 +265,7 @@ def solve(
 
 def _reject_inapplicable(spec: MethodSpec, adaptive: bool, given: dict[str, bool]) -> None:
     """Options that would be silently ignored by this method are errors."""
-    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs", "max_steps")
+    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs")
     implicit_only = ("newton_tol", "newton_max_iter")
     for name, was_given in given.items():
         if not was_given:
