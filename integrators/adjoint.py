@@ -45,8 +45,10 @@ from .controller import PIDController
 from .errors import CapabilityError, InvalidArgumentError
 from .explicit import ExplicitRK, _terms
 from .fixed import refuse_long_fixed_solves
+from .implicit import ImplicitRK
 from .inputs import Problem, positive_float, positive_int
 from .methods import MethodSpec, get_method
+from .tableau import ButcherTableau
 
 Tensor = torch.Tensor
 
@@ -56,7 +58,9 @@ class AdjointOptions:
     """How the backward (adjoint) solve runs; ``None`` fields inherit the forward solve's values.
 
     Attributes:
-        method: an explicit or embedded method for the backward solve.
+        method: a Runge–Kutta method for the backward solve: explicit, embedded, or implicit
+            (Gauss–Legendre; fixed steps, so it needs ``dt``). Splittings do not apply: the augmented
+            ``(y, a)`` system is not separable.
         rtol, atol: backward tolerances (adaptive).
         dt: backward step (fixed-step methods, or to force fixed steps).
         seminorm: leave the parameter accumulator out of the backward error norm.
@@ -159,10 +163,11 @@ def adjoint_solve(
         named = [(n, p) for n, p in named if id(p) in ids]
     problem: Problem = prepare_problem(f, y0, ts)  # validates inputs before any work
     bspec = get_method(opts.method) if opts.method is not None else spec
-    if bspec.family not in ("explicit", "embedded"):
+    if bspec.family == "splitting":
         raise CapabilityError(
-            f"the adjoint's backward solve needs an explicit or embedded method, not {bspec.name!r}; "
-            "pass AdjointOptions(method='dopri5') or differentiate through the solver (adjoint=False)"
+            f"the adjoint's backward solve needs a Runge–Kutta method (explicit, embedded or implicit), "
+            f"not the splitting {bspec.name!r}: the augmented (y, a) system is not separable; pass "
+            "AdjointOptions(method='dopri5') or differentiate through the solver (adjoint=False)"
         )
     fwd_dt = forward.get("dt")
     bdt = opts.dt if opts.dt is not None else fwd_dt
@@ -230,7 +235,7 @@ def _field_fn(cfg: _Config, params: list[Tensor]):
 
 def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: list[Tensor]):
     bspec: MethodSpec = cfg.spec_backward  # type: ignore[attr-defined]
-    rk = ExplicitRK(bspec.tableau)
+    rk = bspec.tableau
     d = ys.shape[-1]
     shape = ys.shape
     # The forward solve ran with the times cast to the state's dtype; so does the backward one.
@@ -264,10 +269,18 @@ class _BackwardDriver:
     Works in ``s = −t`` so every sample steps forward in ``s`` from ``−t_{k}`` to ``−t_{k−1}``.
     """
 
-    def __init__(self, cfg, rk: ExplicitRK, field, params, ts, ys, gy):
-        self.cfg, self.rk, self.field, self.params = cfg, rk, field, params
+    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy):
+        self.cfg, self.field, self.params = cfg, field, params
         self.ts, self.ys, self.gy = ts, ys, gy
-        self.b_terms = _terms(rk.tableau.b)
+        self.b_terms = _terms(tableau.b)
+        if tableau.explicit:
+            self.rk, self.implicit = ExplicitRK(tableau), None
+        else:
+            # Gauss–Legendre on the augmented state z = (y, a); its stages are also the nodes of the
+            # parameter quadrature Σᵢ bᵢ aᵢᵀ ∂f/∂θ(Yᵢ).
+            self.rk = None
+            self.implicit = ImplicitRK(tableau, lambda s, z: torch.cat(self._aug(s, *z.chunk(2, -1)), -1))
+            self.c = tuple(float(v) for v in tableau.c)
 
     # One stage evaluation of the augmented field in s: returns (dy/ds, da/ds).
     def _aug(self, s: Tensor, y: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
@@ -293,6 +306,23 @@ class _BackwardDriver:
             as_.append(ai)
             ss_.append(si)
         return ky, ka, ys_, as_, ss_
+
+    def _implicit_step(self, s, y, a, h, active):
+        """One implicit RK step of the augmented system; returns the new ``(y, a)`` and the stages."""
+        d = y.shape[-1]
+        delta, info = self.implicit.step(s, torch.cat([y, a], -1), h)
+        if bool((active & ~info.converged).any()):
+            raise CapabilityError(
+                f"the Newton iteration of the adjoint's implicit backward solve "
+                f"({self.implicit.tableau.name}) did not converge; use a smaller AdjointOptions(dt=...) "
+                "or an explicit backward method"
+            )
+        stages = info.stages  # (B, s, 2D)
+        n = stages.shape[1]
+        ys_ = [stages[:, i, :d] for i in range(n)]
+        as_ = [stages[:, i, d:] for i in range(n)]
+        ss_ = [s + ci * h for ci in self.c]
+        return y + delta[:, :d], a + delta[:, d:], ys_, as_, ss_
 
     def _theta_increment(self, ys_, as_, ss_, weights: Tensor, per_sample: bool):
         """``Σᵢ Σ_b w_b bᵢ A_{b,i}ᵀ ∂f/∂θ(−s_{b,i}, Y_{b,i})`` (summed over samples, or per sample)."""
@@ -364,18 +394,23 @@ class _BackwardDriver:
         else:
             h = fixed_step((s_end - s).clamp(min=0))
         err1 = torch.ones(b, dtype=dt_, device=dev)
-        k1 = self._aug(s, y, a)
+        explicit = self.implicit is None
+        fsal = explicit and rk.fsal
+        k1 = self._aug(s, y, a) if explicit else None
         steps = torch.zeros(b, dtype=torch.int64, device=dev)
-        k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1
+        k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1 if cfg.adaptive else 0
         while bool(active.any()):
             lands = s + 1.01 * h >= s_end
             h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
-            ky, ka, ys_, as_, ss_ = self._stages(s, y, a, h_try, k1)
             hc = h_try.unsqueeze(-1)
-            y_new, a_new = y, a
-            for j, w in self.b_terms:
-                y_new = y_new + (w * hc) * ky[j]
-                a_new = a_new + (w * hc) * ka[j]
+            if explicit:
+                ky, ka, ys_, as_, ss_ = self._stages(s, y, a, h_try, k1)
+                y_new, a_new = y, a
+                for j, w in self.b_terms:
+                    y_new = y_new + (w * hc) * ky[j]
+                    a_new = a_new + (w * hc) * ka[j]
+            else:
+                y_new, a_new, ys_, as_, ss_ = self._implicit_step(s, y, a, h_try, active)
             steps = steps + active
             if cfg.adaptive:
                 en = self._error_norm(y, a, y_new, a_new, ky, ka, hc, ys_, as_, ss_, h_try, g_acc, per_sample)
@@ -389,7 +424,7 @@ class _BackwardDriver:
             y = torch.where(acc_col, y_new, y)
             a = torch.where(acc_col, a_new, a)
             s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
-            if rk.fsal:  # the last stage was evaluated at the new point
+            if fsal:  # the last stage was evaluated at the new point
                 k1 = (torch.where(acc_col, ky[-1], k1[0]), torch.where(acc_col, ka[-1], k1[1]))
             if cfg.adaptive:
                 en_c = en.clamp(min=1e-10)
@@ -415,8 +450,9 @@ class _BackwardDriver:
                 if not cfg.adaptive:
                     h = torch.where(arrived, fixed_step((new_end - s).clamp(min=0)), h)
                 s_end = torch.where(arrived, new_end, s_end)
-                k1 = self._aug(s, y, a)
-            elif not rk.fsal:
+                if explicit:
+                    k1 = self._aug(s, y, a)
+            elif explicit and not fsal:
                 k1 = self._aug(s, y, a)
         with torch.no_grad():
             # ∂L/∂t_0 = −a(t_0⁺)ᵀ f(t_0, y_0), with the adjoint *before* the jump by ∂L/∂y(t_0): the

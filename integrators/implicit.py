@@ -44,6 +44,7 @@ Tensor = torch.Tensor
 class NewtonInfo:
     iterations: Tensor  # (B,) int64
     converged: Tensor  # (B,) bool
+    stages: Tensor | None = None  # (B, s, D) stage values Yᵢ = y + Zᵢ (detached), for quadratures
 
 
 class ImplicitRK:
@@ -195,7 +196,7 @@ class ImplicitRK:
         delta = torch.einsum("j,bjd->bd", dw, z)
         # A sample that did not converge gets a NaN step: no value that looks like data.
         delta = torch.where((done | dead).unsqueeze(-1), delta, torch.full_like(delta, float("nan")))
-        return delta, NewtonInfo(iterations=iters, converged=done | dead)
+        return delta, NewtonInfo(iterations=iters, converged=done | dead, stages=yd.unsqueeze(1) + z.detach())
 
     def _newton_system(self, td, yd, hd, h, a, traced: bool, refresh: Tensor | None = None):
         """A solver for ``(I − h A ⊗ J) x = r`` per sample, and which samples got a fresh matrix.
