@@ -18,10 +18,12 @@ Gladwell, Shampine & Brankin), per sample.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .callbacks import StepCallbacks
 from .controller import PIDController
 from .events import Event, EventTracker
 from .explicit import ExplicitRK, hermite
@@ -43,22 +45,26 @@ class AdaptiveOptions:
     hit_obs: bool
     events: tuple[Event, ...]
     polish_events: bool
+    norm: Callable[[Tensor], Tensor] | None = None  # (B, D) scaled error -> (B,); default RMS
+    callbacks: StepCallbacks | None = None
 
 
 def _rms_norm(x: Tensor) -> Tensor:
     return x.pow(2).mean(-1).sqrt()
 
 
-def initial_step(f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, atol, span: Tensor) -> Tensor:
+def initial_step(
+    f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, atol, span: Tensor, norm=_rms_norm
+) -> Tensor:
     """Per-sample starting step (Hairer–Nørsett–Wanner II.4), capped by the sample's time span."""
     order = rk.tableau.embedded_order + 1 if rk.tableau.embedded_order else rk.tableau.order
     scale = atol + rtol * y0.abs()
-    d0, d1 = _rms_norm(y0 / scale), _rms_norm(f0 / scale)
+    d0, d1 = norm(y0 / scale), norm(f0 / scale)
     h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
     h0 = torch.minimum(h0, span)
     y1 = y0 + h0.unsqueeze(-1) * f0
     f1 = f(t0 + h0, y1)
-    d2 = _rms_norm((f1 - f0) / scale) / h0
+    d2 = norm((f1 - f0) / scale) / h0
     dmax = torch.maximum(d1, d2)
     h1 = torch.where(
         dmax <= 1e-15, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3), (0.01 / dmax) ** (1.0 / order)
@@ -82,6 +88,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
     stage_evals = rk.stages - 1 if rk.fsal else rk.stages
     per_attempt = stage_evals + (0 if rk.fsal else 1)
     controller = opts.controller
+    norm = opts.norm or _rms_norm
     n_fail = Status.DT_MIN
     n_nonfinite = Status.NONFINITE
     n_maxed = Status.MAX_STEPS
@@ -101,7 +108,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
         # Step-size control is not differentiated (accept/reject and the next step are discrete
         # choices): discrete backprop through an adaptive solve treats the steps as constants.
-        en = _rms_norm((rk.error(h_try, ks) / scale).detach())
+        en = norm((rk.error(h_try, ks) / scale).detach())
         finite = torch.isfinite(en) & torch.isfinite(y_new).all(-1) & torch.isfinite(f_new).all(-1)
         en = torch.where(finite, en, torch.full_like(en, float("inf")))
         accept = active & (en <= 1.0)
@@ -159,12 +166,12 @@ def integrate_adaptive(
     t_end = ts[:, -1].contiguous()
     idx = torch.ones(b, dtype=torch.long, device=dev)  # next observation to fill
     rows = torch.arange(b, device=dev)
-    f0 = f(t, y)
+    f0 = f(rk.stage_time(t, 0, t_end - t), y)
     nfev = zeros + 1
     if opts.dt0 is not None:
         h = torch.full((b,), opts.dt0, dtype=dt, device=dev)
     else:
-        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t)
+        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t, opts.norm or _rms_norm)
         nfev = nfev + 1
     h = h.clamp(max=opts.dt_max).detach()
     ones = torch.ones(b, dtype=dt, device=dev)
@@ -177,17 +184,21 @@ def integrate_adaptive(
     if compile:
         from .compiled import compiled_advance
 
-        advance = compiled_advance(advance, f, rk, opts)
+        advance = compiled_advance(advance, getattr(f, "wrapped", f), rk, opts)
     tracker = EventTracker(opts.events, t, y) if opts.events else None
     dense = rk.tableau.dense is not None
 
     # Each sample's next output time (+inf once all are filled, so it never asks for more).
     t_obs = ts[:, 1].clone()
     inf = torch.full_like(t_obs, float("inf"))
+    callbacks = opts.callbacks
     while bool(state[6].any()):
-        t_old, y_old, f_old = state[0], state[1], state[2]
+        t_old, y_old, f_old, active = state[0], state[1], state[2], state[6]
         state, aux = advance(state, ts, idx, t_end, t_obs)
         h_try, ks, accept, t_new, y_new, f_new, need = aux
+        if callbacks is not None:
+            callbacks.attempted(t_old, y_old, h_try)
+            callbacks.decided(t_old, y_old, h_try, accept, active)
         # Outputs that fall inside the accepted step come from its dense output.
         while bool(need.any()):
             slot = idx.clamp(max=n_obs - 1)

@@ -94,6 +94,7 @@ class _Config:
     controller: PIDController
     batch_shape: tuple[int, ...]
     reverse: bool
+    external: tuple[Tensor, ...] | None = None  # parameters the field closes over (not its own)
     forward_status: Tensor | None = None
     forward_stats: dict[str, Tensor] | None = None
     backward_stats: dict[str, Tensor] | None = None
@@ -138,7 +139,10 @@ def adjoint_solve(
     """:func:`solve` whose backward pass is the continuous adjoint (see the module docstring).
 
     ``f`` is an ``nn.Module`` (its parameters that require grad are differentiated) or a plain
-    callable (then only ``y0`` and ``ts`` get gradients; pass the field as a module to train it).
+    callable (then only ``y0`` and ``ts`` get gradients). ``params`` selects the tensors to
+    differentiate instead: a subset of the module's parameters, or any tensors the field closes over
+    (a plain callable's weights, a module's buffers made trainable, ...); those that do not require
+    grad are left out.
     ``forward`` holds the usual solve options (``rtol``, ``atol``, ``dt``, ...). Returns a
     :class:`Solution` whose ``ys`` is differentiable with respect to ``y0``, ``ts`` and the
     parameters.
@@ -151,16 +155,21 @@ def adjoint_solve(
         raise InvalidArgumentError("adjoint", opts, "an AdjointOptions or True")
     spec = get_method(method)
     module = f if isinstance(f, torch.nn.Module) else None
-    if params is not None and module is None:
-        raise InvalidArgumentError(
-            "params",
-            "given with a plain callable",
-            "an nn.Module field (its parameters are found automatically)",
-        )
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad] if module is not None else []
+    external = None
     if params is not None:
-        ids = {id(p) for p in params}
-        named = [(n, p) for n, p in named if id(p) in ids]
+        params = tuple(params) if not isinstance(params, Tensor) else (params,)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor) or not p.is_floating_point():
+                raise InvalidArgumentError(f"params[{i}]", p, "a floating-point tensor the field uses")
+        params = tuple(p for p in params if p.requires_grad)
+        own = {id(p): n for n, p in named}
+        if all(id(p) in own for p in params):
+            named = [(own[id(p)], p) for p in params]
+        else:
+            # Tensors the field closes over: their vector-Jacobian products come from autograd on the
+            # live tensors instead of torch.func.functional_call.
+            named, external = [(f"params[{i}]", p) for i, p in enumerate(params)], params
     problem: Problem = prepare_problem(f, y0, ts)  # validates inputs before any work
     bspec = get_method(opts.method) if opts.method is not None else spec
     if bspec.family == "splitting":
@@ -185,7 +194,7 @@ def adjoint_solve(
     cfg = _Config(
         f=f,
         names=tuple(n for n, _ in named),
-        module=module,
+        module=module if external is None else None,
         forward_kwargs={k: v for k, v in forward.items() if k != "throw"},
         spec=spec,
         rtol=positive_float(
@@ -204,6 +213,7 @@ def adjoint_solve(
         controller=opts.controller,
         batch_shape=problem.batch_shape,
         reverse=problem.reverse,
+        external=external,
     )
     cfg.spec_backward = bspec  # type: ignore[attr-defined]
     if not adaptive:
@@ -286,6 +296,10 @@ class _BackwardDriver:
     def _aug(self, s: Tensor, y: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         fy, pull = vjp(lambda yy: self.field(-s, yy), y)
         (fa,) = pull(a)
+        if self.cfg.external is not None and not (y.requires_grad or a.requires_grad):
+            # The field uses live parameters: keep their graph out of the backward loop's states (only
+            # an implicit step's Jacobian, which differentiates with respect to (y, a), needs a graph).
+            fy, fa = fy.detach(), fa.detach()
         return -fy, fa
 
     def _stages(self, s, y, a, h, k1):
@@ -334,10 +348,39 @@ class _BackwardDriver:
         ast = torch.stack([as_[i] for i in idx])
         sst = torch.stack([ss_[i] for i in idx])  # (n, B)
         cot = ast * (coef[:, None] * weights[None, :]).unsqueeze(-1)
-        fp = _field_fn(self.cfg, self.params)
+        return self._param_vjp(yst, cot, sst, per_sample)
+
+    def _param_vjp(self, yst: Tensor, cot: Tensor, sst: Tensor, per_sample: bool):
+        """``Σ cotᵀ ∂f/∂θ`` over stage points ``yst (n, B, D)`` at times ``−sst (n, B)``: one tuple of
+        tensors shaped like the parameters (or ``(B, *p.shape)`` per sample).
+
+        Module parameters go through ``torch.func`` (``functional_call``, and ``vmap`` per sample);
+        parameters the field merely closes over (``adjoint_solve(params=...)`` with tensors that are not
+        the module's own) through ``torch.autograd.grad`` on the live tensors, one pass per sample in
+        per-sample mode.
+        """
         sign = -1.0 if self.cfg.reverse else 1.0
+        n, b, d = yst.shape
+        if self.cfg.external is not None:
+            live = self.cfg.external
+
+            def pull_live(y_rows, s_rows, c_rows):
+                with torch.enable_grad():
+                    out = sign * self.cfg.f(sign * (-s_rows), y_rows)
+                    return torch.autograd.grad(
+                        out, live, grad_outputs=c_rows, allow_unused=True, materialize_grads=True
+                    )
+
+            if not per_sample:
+                return pull_live(
+                    yst.reshape(n * b, d).detach(),
+                    sst.reshape(n * b).detach(),
+                    cot.reshape(n * b, d).detach(),
+                )
+            rows = [pull_live(yst[:, i].detach(), sst[:, i].detach(), cot[:, i].detach()) for i in range(b)]
+            return tuple(torch.stack(col) for col in zip(*rows))
+        fp = _field_fn(self.cfg, self.params)
         if not per_sample:
-            n, b, d = yst.shape
 
             def g(p):
                 return sign * fp(p, sign * (-sst.reshape(n * b)), yst.reshape(n * b, d))
@@ -487,20 +530,10 @@ class _BackwardDriver:
         """Per-sample error estimate of the parameter accumulator (full-norm mode)."""
         idx = [i for i, _ in _terms(self.rk.tableau.error_weights)]
         coef = [w for _, w in _terms(self.rk.tableau.error_weights)]
-        fp = _field_fn(self.cfg, self.params)
-        sign = -1.0 if self.cfg.reverse else 1.0
         yst = torch.stack([ys_[i] for i in idx])
         cot = torch.stack([as_[i] * (w * h).unsqueeze(-1) for i, w in zip(idx, coef)])
         sst = torch.stack([ss_[i] for i in idx])
-
-        def one(y_col, a_col, s_col):
-            def g(p):
-                return sign * fp(p, sign * (-s_col), y_col)
-
-            _, pull = vjp(g, tuple(self.params))
-            return pull(a_col)[0]
-
-        return vmap(one, in_dims=(1, 1, 1))(yst, cot, sst)
+        return self._param_vjp(yst, cot, sst, per_sample=True)
 
 
 def gradient_audit(

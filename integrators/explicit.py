@@ -47,10 +47,11 @@ def combine(
 class ExplicitRK:
     """Stage evaluation, increments, error estimates and dense output of an explicit tableau."""
 
-    def __init__(self, tableau: ButcherTableau) -> None:
+    def __init__(self, tableau: ButcherTableau, *, perturb: bool = False) -> None:
         if not tableau.explicit:
             raise ValueError(f"{tableau.name} is not explicit")
         self.tableau = tableau
+        self.perturb = perturb
         self.stages = tableau.stages
         self.fsal = tableau.fsal
         self.a_terms = tuple(_terms(row[:i]) for i, row in enumerate(tableau.a))
@@ -60,12 +61,24 @@ class ExplicitRK:
         self.e_terms = _terms(err) if err is not None else None
         self._dense_cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
+    def stage_time(self, t: Tensor, i: int, h: Step) -> Tensor:
+        """``t + cᵢh``; with ``perturb``, a stage at either end of the step is moved one floating-point
+        number inside it (``t⁺`` at ``c = 0``, ``(t + h)⁻`` at ``c = 1``), so a field with a jump at a
+        step boundary is evaluated on the side the step integrates over."""
+        c = self.c[i]
+        ti = t if c == 0.0 else t + c * h
+        if self.perturb and c in (0.0, 1.0):
+            inward = torch.as_tensor(t + h if c == 0.0 else t, dtype=ti.dtype, device=ti.device)
+            ti, inward = torch.broadcast_tensors(ti, inward)
+            ti = torch.nextafter(ti, inward)  # h = 0: nextafter(t, t) = t
+        return ti
+
     def stage_values(self, f: Field, t: Tensor, y: Tensor, h: Step, k1: Tensor | None = None) -> list[Tensor]:
         """``[k₁, …, k_s]``; ``k1`` may be supplied (FSAL, or an evaluation already made)."""
-        ks = [f(t, y) if k1 is None else k1]
+        ks = [f(self.stage_time(t, 0, h), y) if k1 is None else k1]
         for i in range(1, self.stages):
             yi = combine(y, h, self.a_terms[i], ks)
-            ks.append(f(t + self.c[i] * h, yi))
+            ks.append(f(self.stage_time(t, i, h), yi))
         return ks
 
     def increment(self, h: Step, ks: Sequence[Tensor]) -> Tensor:
@@ -110,8 +123,8 @@ def hermite(y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, h: Tensor, theta: Te
 class ExplicitStepper:
     """One explicit RK step as an increment ``δ = h Σ bᵢ kᵢ`` (the fixed-step driver adds it)."""
 
-    def __init__(self, tableau: ButcherTableau, f: Field) -> None:
-        self.rk = ExplicitRK(tableau)
+    def __init__(self, tableau: ButcherTableau, f: Field, *, perturb: bool = False) -> None:
+        self.rk = ExplicitRK(tableau, perturb=perturb)
         self.f = f
         self.evals_per_step = tableau.stages
 

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import torch
 
+from .callbacks import StepCallbacks
 from .events import Event, EventTracker
 from .explicit import hermite
 from .inputs import Problem
@@ -51,6 +52,7 @@ class FixedOptions:
     polish_events: bool
     compile: bool = False
     chunk: int = 16  # steps per compiled kernel call
+    callbacks: StepCallbacks | None = None
 
 
 def substeps(span: float, dt: float | None) -> int:
@@ -239,7 +241,7 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
 
 
 def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
-    if opts.compile and not opts.events:
+    if opts.compile and not opts.events and opts.callbacks is None:
         return _compiled_shared_grid(problem, stepper, opts)
     y = problem.y0
     b = y.shape[0]
@@ -267,6 +269,8 @@ def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
                 t, h = starts[steps], sizes[steps].expand(b)
             else:
                 t = problem.shared.new_tensor(t0 + j * h) if j else problem.shared[k]
+            if opts.callbacks is not None:
+                opts.callbacks.attempted(t.expand(b), y, h if timed else y.new_full((b,), h))
             delta, info = stepper.step(t, y, h)
             y_new = acc.add(y, delta)
             if info is not None:
@@ -315,6 +319,8 @@ def _per_sample_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
         nk = n_sub.gather(1, kc).squeeze(1)
         h = torch.where(active, spans.gather(1, kc).squeeze(1) / nk, torch.zeros_like(y[:, 0]))
         t = ts.gather(1, kc).squeeze(1) + j * h
+        if opts.callbacks is not None:
+            opts.callbacks.attempted(t, y, h)
         delta, info = stepper.step(t, y, h)
         delta = torch.where(active.unsqueeze(-1), delta, torch.zeros_like(delta))
         y_new = acc.add(y, delta)

@@ -13,11 +13,13 @@ Options that do not apply to the chosen method are errors, not silently ignored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .adaptive import AdaptiveOptions, integrate_adaptive
+from .callbacks import StepCallbacks
 from .controller import PIDController
 from .errors import CapabilityError, InvalidArgumentError, UnknownNameError
 from .events import Event, as_events
@@ -53,6 +55,9 @@ _OPTIONS = (
     "newton_tol",
     "newton_max_iter",
     "throw",
+    "norm",
+    "perturb",
+    "callbacks",
 )
 
 
@@ -80,6 +85,9 @@ def solve(
     throw: bool = True,
     compile: bool = False,
     adjoint: Any = False,
+    norm: Callable[[Tensor], Tensor] | None = None,
+    perturb: bool = False,
+    callbacks: Any = None,
     **unknown: Any,
 ) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` over the times ``ts``.
@@ -113,6 +121,14 @@ def solve(
         compile: run the hot loop through ``torch.compile`` (see :mod:`.compiled`): one fused kernel
             per adaptive attempt, or per chunk of fixed steps. Worth it for long solves; the first
             call compiles (seconds to a minute). Not available for implicit methods.
+        norm: adaptive only; the error norm of a step, ``(B, D) -> (B,)`` applied to the scaled error
+            ``err / (atol + rtol max(|y|, |ŷ|))`` (a step is accepted when it is ≤ 1). Default: RMS over
+            the components of each sample.
+        perturb: explicit RK methods; evaluate ``f`` one floating-point number inside the step at its
+            ends (``t⁺`` at the start, ``(t + h)⁻`` at the end), so a field with a jump exactly at a
+            step boundary sees the side being integrated.
+        callbacks: an object defining any of ``callback_step``, ``callback_accept_step``,
+            ``callback_reject_step`` (see :mod:`.callbacks`); called around every step.
         adjoint: ``True`` or an :class:`~.adjoint.AdjointOptions` to differentiate the solve with the
             continuous adjoint (O(1) memory in the number of steps; ``f`` should be an ``nn.Module``
             so its parameters get gradients). ``False`` (default): autograd differentiates through
@@ -149,6 +165,9 @@ def solve(
                 newton_max_iter=newton_max_iter,
                 throw=throw,
                 compile=compile,
+                norm=norm,
+                perturb=perturb or None,
+                callbacks=callbacks,
             ).items()
             if v is not None
         }
@@ -182,8 +201,18 @@ def solve(
             hit_obs=hit_obs,
             newton_tol=newton_tol is not None,
             newton_max_iter=newton_max_iter != 12,
+            norm=norm is not None,
         ),
     )
+    if norm is not None and not callable(norm):
+        raise InvalidArgumentError("norm", norm, "a callable mapping the scaled error (B, D) to (B,)")
+    if perturb and spec.family not in ("explicit", "embedded"):
+        raise InvalidArgumentError(
+            "perturb", perturb, f"an option of explicit RK methods (not {spec.name!r})"
+        )
+    cbs = StepCallbacks.of(callbacks)
+    if cbs is not None and compile:
+        raise CapabilityError("callbacks run Python code around every step and cannot be compiled; drop one")
     evs = as_events(events)
     if problem.reverse and evs:
         evs = tuple(Event(lambda s, yy, fn=e.fn: fn(-s, yy), e.direction, e.name) for e in evs)
@@ -212,15 +241,17 @@ def solve(
             hit_obs=bool(hit_obs),
             events=evs,
             polish_events=bool(polish_events),
+            norm=norm,
+            callbacks=cbs,
         )
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")
         ys, status, stats, record = integrate_adaptive(
-            problem, ExplicitRK(spec.tableau), opts, compile=bool(compile)
+            problem, ExplicitRK(spec.tableau, perturb=bool(perturb)), opts, compile=bool(compile)
         )
     else:
         if spec.family in ("explicit", "embedded"):
-            stepper = ExplicitStepper(spec.tableau, problem.f)
+            stepper = ExplicitStepper(spec.tableau, problem.f, perturb=bool(perturb))
         elif spec.family == "implicit":
             stepper = ImplicitRK(
                 spec.tableau,
@@ -244,6 +275,7 @@ def solve(
             events=evs,
             polish_events=bool(polish_events),
             compile=bool(compile),
+            callbacks=cbs,
         )
         ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
 
@@ -265,7 +297,7 @@ def solve(
 
 def _reject_inapplicable(spec: MethodSpec, adaptive: bool, given: dict[str, bool]) -> None:
     """Options that would be silently ignored by this method are errors."""
-    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs")
+    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs", "norm")
     implicit_only = ("newton_tol", "newton_max_iter")
     for name, was_given in given.items():
         if not was_given:
