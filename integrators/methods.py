@@ -94,6 +94,7 @@ for _tab, _aliases, _summary in [
     (tb.EULER, ("explicit_euler", "forward_euler"), "forward Euler, order 1"),
     (tb.MIDPOINT, ("explicit_midpoint",), "explicit midpoint, order 2"),
     (tb.HEUN, ("heun2",), "Heun's method (explicit trapezoid), order 2"),
+    (tb.HEUN3, (), "Heun's third-order method"),
     (tb.RK4, ("classic_rk4",), "classical Runge–Kutta, order 4"),
     (tb.RK38, ("rk_3_8", "kutta38"), "Kutta's 3/8 rule, order 4"),
 ]:
@@ -101,6 +102,26 @@ for _tab, _aliases, _summary in [
         MethodSpec(_tab.name, "explicit", tableau=_tab, summary=_summary, reference=HNW), aliases=_aliases
     )
 
+register_method(
+    MethodSpec(
+        "heun_euler",
+        "embedded",
+        tableau=tb.HEUN_EULER,
+        summary="Heun–Euler 2(1), cheapest adaptive pair",
+        reference=HNW,
+    ),
+    aliases=("adaptive_heun",),
+)
+register_method(
+    MethodSpec(
+        "fehlberg2",
+        "embedded",
+        tableau=tb.FEHLBERG2,
+        summary="Runge–Kutta–Fehlberg 2(1)",
+        reference="Fehlberg, NASA TR R-315 (1969)",
+    ),
+    aliases=("rkf12", "fehlberg12"),
+)
 register_method(
     MethodSpec(
         "bosh3",

@@ -27,7 +27,7 @@ from .explicit import ExplicitRK, ExplicitStepper
 from .fixed import FixedOptions, _functorch_active, integrate_fixed, refuse_long_fixed_solves
 from .implicit import ImplicitRK
 from .inputs import positive_float, positive_int, prepare_problem, tolerance
-from .methods import MethodSpec, get_method, methods_for
+from .methods import MethodSpec, get_method, list_methods, methods_for
 from .registry import Registry
 from .solution import EventRecord, Solution
 from .splitting import SplittingStepper
@@ -182,7 +182,7 @@ def solve(
     if use_adaptive and not spec.adaptive:
         raise CapabilityError(
             f"method {spec.name!r} has no error estimate and cannot step adaptively; adaptive methods: "
-            "dopri5, tsit5, bosh3"
+            + ", ".join(list_methods("embedded"))
         )
     if dt is not None:
         dt = positive_float("dt", dt)
