@@ -187,10 +187,11 @@ def adjoint_solve(
     )
     if bspec.adaptive and bdt is not None and opts.rtol is None and opts.dt is not None:
         adaptive = False
-    if not adaptive and bdt is None:
+    if not adaptive and bdt is None and (spec.adaptive and fwd_dt is None):
         raise InvalidArgumentError(
             "adjoint.dt", None, f"a backward step size for the fixed-step method {bspec.name!r}"
         )
+    # (A fixed-step forward solve without dt took one step per output interval; so does the backward.)
     cfg = _Config(
         f=f,
         names=tuple(n for n, _ in named),
@@ -421,6 +422,8 @@ class _BackwardDriver:
             return -ts.gather(1, (k - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
 
         def fixed_step(span: Tensor) -> Tensor:
+            if cfg.dt is None:  # one step per interval, as the forward solve took
+                return span
             return span / torch.ceil(span / cfg.dt * (1 - 1e-12)).clamp(min=1)
 
         active = k > 0
