@@ -57,7 +57,7 @@ def initial_step(
     f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, atol, span: Tensor, norm=_rms_norm
 ) -> Tensor:
     """Per-sample starting step (Hairer–Nørsett–Wanner II.4), capped by the sample's time span."""
-    order = rk.tableau.embedded_order + 1 if rk.tableau.embedded_order else rk.tableau.order
+    order = rk.tableau.error_exponent_order
     scale = atol + rtol * y0.abs()
     d0, d1 = norm(y0 / scale), norm(f0 / scale)
     h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1)
@@ -108,7 +108,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
         # Step-size control is not differentiated (accept/reject and the next step are discrete
         # choices): discrete backprop through an adaptive solve treats the steps as constants.
-        en = norm((rk.error(h_try, ks) / scale).detach())
+        en = rk.error_norm(h_try, ks, scale, norm).detach()
         finite = torch.isfinite(en) & torch.isfinite(y_new).all(-1) & torch.isfinite(f_new).all(-1)
         en = torch.where(finite, en, torch.full_like(en, float("inf")))
         accept = active & (en <= 1.0)
@@ -179,7 +179,7 @@ def integrate_adaptive(
     bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
     status = torch.where(bad0, torch.full_like(status, Status.NONFINITE), status)
     state = (t, y, f0, h, ones, ones.clone(), ~bad0, status, zeros, zeros.clone(), zeros.clone(), nfev)
-    k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1
+    k_err = rk.tableau.error_exponent_order
     advance = make_advance(f, rk, opts, k_err, torch.finfo(dt).eps, torch.finfo(dt).tiny)
     if compile:
         from .compiled import compiled_advance
@@ -187,6 +187,7 @@ def integrate_adaptive(
         advance = compiled_advance(advance, getattr(f, "wrapped", f), rk, opts)
     tracker = EventTracker(opts.events, t, y) if opts.events else None
     dense = rk.tableau.dense is not None
+    extra = rk.n_extra if dense else 0
 
     # Each sample's next output time (+inf once all are filled, so it never asks for more).
     t_obs = ts[:, 1].clone()
@@ -199,14 +200,22 @@ def integrate_adaptive(
         if callbacks is not None:
             callbacks.attempted(t_old, y_old, h_try)
             callbacks.decided(t_old, y_old, h_try, accept, active)
-        # Outputs that fall inside the accepted step come from its dense output.
+        # Outputs that fall inside the accepted step come from its dense output. Interpolation stages
+        # (DOP853, Verner) are evaluated once per step, only for the rows that have an output in it.
+        ks_dense = ks
+        if extra and bool(need.any()):
+            rows_out = need.nonzero().squeeze(1)
+            more = rk.dense_stages(f, t_old[rows_out], y_old[rows_out], h_try[rows_out], ks[:, rows_out])
+            ks_dense = ks.new_zeros(more.shape[0], *ks.shape[1:])
+            ks_dense[:, rows_out] = more
+            state = (*state[:11], state[11].index_add(0, rows_out, torch.full_like(rows_out, extra)))
         while bool(need.any()):
             slot = idx.clamp(max=n_obs - 1)
             # Rows without a pending output (t_obs = inf) get θ = 0: no inf enters the graph.
             lag = torch.where(need, t_obs - t_old, torch.zeros_like(t_obs))
             theta = (lag / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
             if dense:
-                val = rk.interpolate(y_old, h_try, ks, theta)
+                val = rk.interpolate(y_old, h_try, ks_dense, theta)
             else:
                 val = hermite(y_old, y_new, f_old, f_new, h_try, theta)
             val = torch.where((t_obs == t_new).unsqueeze(-1), y_new, val)
@@ -218,10 +227,25 @@ def integrate_adaptive(
             need = accept & (t_obs <= t_new)
 
         if tracker is not None:
+            stage_cache: dict[int, Tensor] = {}
 
-            def interp(r, th, y_old=y_old, h_try=h_try, ks=ks, f_old=f_old, y_new=y_new, f_new=f_new):
+            def interp(
+                r,
+                th,
+                y_old=y_old,
+                h_try=h_try,
+                ks=ks,
+                f_old=f_old,
+                y_new=y_new,
+                f_new=f_new,
+                t_old=t_old,
+                stage_cache=stage_cache,
+            ):
                 if dense:
-                    return rk.interpolate(y_old[r], h_try[r], ks[:, r], th)
+                    if id(r) not in stage_cache:  # the rows of one located crossing: stages computed once
+                        stage_cache.clear()
+                        stage_cache[id(r)] = rk.dense_stages(f, t_old[r], y_old[r], h_try[r], ks[:, r])
+                    return rk.interpolate(y_old[r], h_try[r], stage_cache[id(r)], th)
                 return hermite(y_old[r], y_new[r], f_old[r], f_new[r], h_try[r], th)
 
             def exact(r, th, y_old=y_old, t_old=t_old, h_try=h_try):

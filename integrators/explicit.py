@@ -59,6 +59,10 @@ class ExplicitRK:
         self.b_terms = _terms(tableau.b)
         err = tableau.error_weights
         self.e_terms = _terms(err) if err is not None else None
+        err2 = tableau.error_weights2
+        self.e2_terms = _terms(err2) if err2 is not None else None
+        self.extra_terms = tuple(_terms(row) for row in tableau.extra)
+        self.c_extra = tableau.c_extra
         self._dense_cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
     def stage_time(self, t: Tensor, i: int, h: Step) -> Tensor:
@@ -89,6 +93,34 @@ class ExplicitRK:
         """``h Σ (bᵢ − b̂ᵢ) kᵢ``, the local error estimate of an embedded pair."""
         return combine(None, h, self.e_terms, ks)
 
+    def error_norm(self, h: Step, ks: Sequence[Tensor], scale: Tensor, norm) -> Tensor:
+        """The scaled error of a step, ``(B,)``: ``norm(err/scale)``, or for a pair with a second estimate
+        (DOP853) Hairer's ``ε₅² / √(ε₅² + 0.01 ε₃²)`` of the two scaled norms."""
+        e5 = norm(self.error(h, ks) / scale)
+        if self.e2_terms is None:
+            return e5
+        e3 = norm(combine(None, h, self.e2_terms, ks) / scale)
+        den = e5 * e5 + 0.01 * e3 * e3
+        return torch.where(den > 0, e5 * e5 / den.clamp(min=torch.finfo(den.dtype).tiny).sqrt(), den)
+
+    @property
+    def n_extra(self) -> int:
+        return len(self.extra_terms)
+
+    def dense_stages(
+        self, f: Field, t: Tensor, y: Tensor, h: Tensor, ks: Tensor | Sequence[Tensor]
+    ) -> Tensor:
+        """The stages the interpolant needs, ``(stages + extra, B, D)``: the step's stages followed by the
+        interpolation-only ones (none for most methods), evaluated at ``t + cₖh``."""
+        stacked = ks if isinstance(ks, Tensor) else torch.stack(list(ks))
+        if not self.extra_terms:
+            return stacked
+        all_ks = list(stacked.unbind(0))
+        for terms, c in zip(self.extra_terms, self.c_extra):
+            yi = combine(y, h, terms, all_ks)
+            all_ks.append(f(t + c * h, yi))
+        return torch.stack(all_ks)
+
     def dense_matrix(self, like: Tensor) -> Tensor:
         key = (like.dtype, like.device)
         if key not in self._dense_cache:
@@ -98,7 +130,8 @@ class ExplicitRK:
     def interpolate(self, y0: Tensor, h: Tensor, ks: Tensor | Sequence[Tensor], theta: Tensor) -> Tensor:
         """``y(t + θh) = y₀ + h Σᵢ bᵢ(θ) kᵢ`` for per-sample ``θ`` and ``h`` of shape ``(B,)``.
 
-        ``ks`` is the list of stages or their stack ``(s, B, D)``.
+        ``ks`` is the list of stages or their stack ``(s, B, D)``, including the interpolation stages of
+        :meth:`dense_stages` when the method has any.
         """
         p = self.dense_matrix(y0)  # (s, m)
         # Horner-free powers θ, θ², … by cumulative product (cheaper and exact-er than pow).

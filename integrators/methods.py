@@ -154,6 +154,36 @@ register_method(
 )
 register_method(
     MethodSpec(
+        "vern7",
+        "embedded",
+        tableau=tb.VERN7,
+        summary="Verner's efficient 7(6), order-7 interpolant; tight tolerances",
+        reference="Verner, Numer. Algorithms 53 (2010); RKV76.IIa efficient pair",
+    ),
+    aliases=("verner7", "rkv76"),
+)
+register_method(
+    MethodSpec(
+        "dop853",
+        "embedded",
+        tableau=tb.DOP853,
+        summary="Dormand–Prince 8(5,3) (Hairer's DOP853), order-7 dense output; tight tolerances",
+        reference="Prince & Dormand, J. Comput. Appl. Math. 7 (1981); Hairer, Nørsett & Wanner (1993), §II.5",
+    ),
+    aliases=("dormand_prince853",),
+)
+register_method(
+    MethodSpec(
+        "vern9",
+        "embedded",
+        tableau=tb.VERN9,
+        summary="Verner's efficient 9(8), order-9 interpolant; very tight tolerances",
+        reference="Verner, Numer. Algorithms 53 (2010); RKV98.IIa efficient pair",
+    ),
+    aliases=("verner9", "rkv98"),
+)
+register_method(
+    MethodSpec(
         "implicit_midpoint",
         "implicit",
         tableau=tb.IMPLICIT_MIDPOINT,

@@ -259,6 +259,8 @@ GL6 = ButcherTableau(
     c=(0.5 - _S15 / 10, 0.5, 0.5 + _S15 / 10),
 )
 
+from .tableaux_high_order import DOP853, VERN7, VERN9  # noqa: E402 - data module, after the helpers
+
 ALL = (
     EULER,
     MIDPOINT,
@@ -271,6 +273,9 @@ ALL = (
     BOSH3,
     DOPRI5,
     TSIT5,
+    VERN7,
+    DOP853,
+    VERN9,
     IMPLICIT_MIDPOINT,
     GL4,
     GL6,
