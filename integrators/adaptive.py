@@ -200,31 +200,35 @@ def integrate_adaptive(
         if callbacks is not None:
             callbacks.attempted(t_old, y_old, h_try)
             callbacks.decided(t_old, y_old, h_try, accept, active)
-        # Outputs that fall inside the accepted step come from its dense output. Interpolation stages
-        # (DOP853, Verner) are evaluated once per step, only for the rows that have an output in it.
-        ks_dense = ks
-        if extra and bool(need.any()):
-            rows_out = need.nonzero().squeeze(1)
-            more = rk.dense_stages(f, t_old[rows_out], y_old[rows_out], h_try[rows_out], ks[:, rows_out])
-            ks_dense = ks.new_zeros(more.shape[0], *ks.shape[1:])
-            ks_dense[:, rows_out] = more
-            state = (*state[:11], state[11].index_add(0, rows_out, torch.full_like(rows_out, extra)))
-        while bool(need.any()):
-            slot = idx.clamp(max=n_obs - 1)
-            # Rows without a pending output (t_obs = inf) get θ = 0: no inf enters the graph.
-            lag = torch.where(need, t_obs - t_old, torch.zeros_like(t_obs))
-            theta = (lag / torch.where(h_try > 0, h_try, torch.ones_like(h_try))).clamp(0.0, 1.0)
+        # Outputs that fall inside the accepted step come from its dense output, evaluated only for the
+        # rows that have one (a few per step in a large batch). Interpolation-only stages (DOP853,
+        # Verner) are evaluated once per step for those rows.
+        if bool(need.any()):
+            first = need.nonzero().squeeze(1)  # every row with an output in this step
+            where_in = torch.full((b,), -1, dtype=torch.long, device=dev)
+            where_in[first] = torch.arange(first.shape[0], device=dev)
             if dense:
-                val = rk.interpolate(y_old, h_try, ks_dense, theta)
-            else:
-                val = hermite(y_old, y_new, f_old, f_new, h_try, theta)
-            val = torch.where((t_obs == t_new).unsqueeze(-1), y_new, val)
-            ys[rows, slot] = torch.where(need.unsqueeze(-1), val, ys[rows, slot])
-            idx = idx + need
-            t_obs = torch.where(
-                idx < n_obs, ts.gather(1, idx.clamp(max=n_obs - 1).unsqueeze(1)).squeeze(1), inf
-            )
-            need = accept & (t_obs <= t_new)
+                ks_out = rk.dense_stages(f, t_old[first], y_old[first], h_try[first], ks[:, first])
+                if extra:
+                    state = (*state[:11], state[11].index_add(0, first, torch.full_like(first, extra)))
+            rows_n = first
+            while rows_n.shape[0]:
+                slot = idx[rows_n]
+                t_now, t_start, h_now = t_obs[rows_n], t_old[rows_n], h_try[rows_n]
+                theta = ((t_now - t_start) / h_now).clamp(0.0, 1.0)  # h > 0: the step was accepted
+                if dense:
+                    val = rk.interpolate(y_old[rows_n], h_now, ks_out[:, where_in[rows_n]], theta)
+                else:
+                    val = hermite(
+                        y_old[rows_n], y_new[rows_n], f_old[rows_n], f_new[rows_n], h_now, theta
+                    )
+                end = y_new[rows_n]
+                ys[rows_n, slot] = torch.where((t_now == t_new[rows_n]).unsqueeze(-1), end, val)
+                idx = idx.index_add(0, rows_n, torch.ones_like(rows_n))
+                nxt = idx[rows_n]
+                t_next = ts[rows_n, nxt.clamp(max=n_obs - 1)]
+                t_obs = t_obs.index_put((rows_n,), torch.where(nxt < n_obs, t_next, inf[rows_n]))
+                rows_n = rows_n[t_obs[rows_n] <= t_new[rows_n]]
 
         if tracker is not None:
             stage_cache: dict[int, Tensor] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .fields import Field
@@ -63,6 +64,8 @@ class ExplicitRK:
         self.e2_terms = _terms(err2) if err2 is not None else None
         self.extra_terms = tuple(_terms(row) for row in tableau.extra)
         self.c_extra = tableau.c_extra
+        dense = np.asarray(tableau.dense) if tableau.dense is not None else np.zeros((0, 0))
+        self._dense_rows = tuple(i for i in range(dense.shape[0]) if np.any(dense[i] != 0))
         self._dense_cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
     def stage_time(self, t: Tensor, i: int, h: Step) -> Tensor:
@@ -134,11 +137,19 @@ class ExplicitRK:
         :meth:`dense_stages` when the method has any.
         """
         p = self.dense_matrix(y0)  # (s, m)
-        # Horner-free powers θ, θ², … by cumulative product (cheaper and exact-er than pow).
-        powers = theta.unsqueeze(-1).expand(*theta.shape, p.shape[1]).cumprod(-1)
-        weights = powers @ p.T  # (B, s)
-        stacked = ks if isinstance(ks, Tensor) else torch.stack(list(ks))
-        mix = torch.einsum("bs,sbd->bd", weights, stacked)
+        th = theta.unsqueeze(-1)
+        # bᵢ(θ) = θ(Pᵢ₁ + θ(Pᵢ₂ + …)) by Horner, and Σᵢ bᵢ(θ)kᵢ stage by stage: elementwise operations
+        # only, so a row's value does not depend on which other rows are evaluated with it (matrix
+        # products and reductions may round differently with the batch's shape). That keeps samples
+        # bitwise independent when outputs are interpolated for varying subsets of rows.
+        weights = p[:, -1].expand(th.shape[0], -1)
+        for j in range(p.shape[1] - 2, -1, -1):
+            weights = weights * th + p[:, j]
+        weights = weights * th  # (B, s)
+        mix = None
+        for i in self._dense_rows:
+            term = weights[:, i : i + 1] * ks[i]
+            mix = term if mix is None else mix + term
         return y0 + h.unsqueeze(-1) * mix
 
 
