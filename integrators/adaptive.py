@@ -47,6 +47,7 @@ class AdaptiveOptions:
     polish_events: bool
     norm: Callable[[Tensor], Tensor] | None = None  # (B, D) scaled error -> (B,); default RMS
     callbacks: StepCallbacks | None = None
+    compensated: bool = False  # Kahan summation of y + δ (tight tolerances: round-off floor)
 
 
 def _rms_norm(x: Tensor) -> Tensor:
@@ -78,7 +79,8 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
     """One attempted step for every sample, as a pure function of the solver state.
 
     ``advance(state, ts, idx, t_end, t_obs) -> (state', aux)`` with ``state = (t, y, f0, h, err1,
-    err2, active, status, steps, accepted, rejected, nfev)`` and ``t_obs`` each sample's next output
+    err2, active, status, steps, accepted, rejected, nfev, comp)`` (``comp``: the Kahan
+    compensation) and ``t_obs`` each sample's next output
     time; ``aux = (h_try, ks, accept, t_new, y_new, f_new, need)`` where ``need`` flags samples with
     an output inside the accepted step. Everything that is tensor arithmetic lives
     here (stages, error norm, accept/reject, controller, commit, counters, termination) so that
@@ -94,7 +96,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
     n_maxed = Status.MAX_STEPS
 
     def advance(state, ts, idx, t_end, t_obs):
-        t, y, f0, h, err1, err2, active, status, steps, accepted, rejected, nfev = state
+        t, y, f0, h, err1, err2, active, status, steps, accepted, rejected, nfev, comp = state
         if opts.hit_obs:
             target = ts.gather(1, idx.clamp(max=ts.shape[1] - 1).unsqueeze(1)).squeeze(1)
         else:
@@ -103,7 +105,12 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         lands = t + 1.01 * h >= target
         h_try = torch.where(active, torch.where(lands, target - t, h), torch.zeros_like(h))
         ks = rk.stage_values(f, t, y, h_try, k1=f0)
-        y_new = y + rk.increment(h_try, ks)
+        if opts.compensated:  # carry the low-order bits that y + δ drops into the next step
+            d = rk.increment(h_try, ks) + comp
+            y_new = y + d
+            comp_new = d - (y_new - y)
+        else:
+            y_new = y + rk.increment(h_try, ks)
         f_new = ks[-1] if rk.fsal else f(t + h_try, y_new)
         scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
         # Step-size control is not differentiated (accept/reject and the next step are discrete
@@ -121,6 +128,8 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
 
         acc_col = accept.unsqueeze(-1)
         y_c = torch.where(acc_col, y_new, y)
+        if opts.compensated:
+            comp = torch.where(acc_col, comp_new, comp)
         f0_c = torch.where(acc_col, f_new, f0)
         t_c = torch.where(accept, t_new, t)
 
@@ -140,7 +149,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         status = torch.where(maxed, torch.full_like(status, n_maxed), status)
         still = active & ~done & ~underflow & ~maxed
         h = torch.where(still, h_next, h)
-        new_state = (t_c, y_c, f0_c, h, err1, err2, still, status, steps, accepted, rejected, nfev)
+        new_state = (t_c, y_c, f0_c, h, err1, err2, still, status, steps, accepted, rejected, nfev, comp)
         need = accept & (t_obs <= t_new)
         aux = (h_try, torch.stack(ks), accept, t_new, y_new, f_new, need)
         return new_state, aux
@@ -165,7 +174,6 @@ def integrate_adaptive(
     t = ts[:, 0].clone()
     t_end = ts[:, -1].contiguous()
     idx = torch.ones(b, dtype=torch.long, device=dev)  # next observation to fill
-    rows = torch.arange(b, device=dev)
     f0 = f(rk.stage_time(t, 0, t_end - t), y)
     nfev = zeros + 1
     if opts.dt0 is not None:
@@ -178,7 +186,8 @@ def integrate_adaptive(
     # A sample whose initial state is already non-finite fails at once.
     bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
     status = torch.where(bad0, torch.full_like(status, Status.NONFINITE), status)
-    state = (t, y, f0, h, ones, ones.clone(), ~bad0, status, zeros, zeros.clone(), zeros.clone(), nfev)
+    comp = torch.zeros_like(y)
+    state = (t, y, f0, h, ones, ones.clone(), ~bad0, status, zeros, zeros.clone(), zeros.clone(), nfev, comp)
     k_err = rk.tableau.error_exponent_order
     advance = make_advance(f, rk, opts, k_err, torch.finfo(dt).eps, torch.finfo(dt).tiny)
     if compile:
@@ -210,7 +219,8 @@ def integrate_adaptive(
             if dense:
                 ks_out = rk.dense_stages(f, t_old[first], y_old[first], h_try[first], ks[:, first])
                 if extra:
-                    state = (*state[:11], state[11].index_add(0, first, torch.full_like(first, extra)))
+                    nfev = state[11].index_add(0, first, torch.full_like(first, extra))
+                    state = (*state[:11], nfev, *state[12:])
             rows_n = first
             while rows_n.shape[0]:
                 slot = idx[rows_n]
@@ -219,9 +229,7 @@ def integrate_adaptive(
                 if dense:
                     val = rk.interpolate(y_old[rows_n], h_now, ks_out[:, where_in[rows_n]], theta)
                 else:
-                    val = hermite(
-                        y_old[rows_n], y_new[rows_n], f_old[rows_n], f_new[rows_n], h_now, theta
-                    )
+                    val = hermite(y_old[rows_n], y_new[rows_n], f_old[rows_n], f_new[rows_n], h_now, theta)
                 end = y_new[rows_n]
                 ys[rows_n, slot] = torch.where((t_now == t_new[rows_n]).unsqueeze(-1), end, val)
                 idx = idx.index_add(0, rows_n, torch.ones_like(rows_n))

@@ -113,8 +113,10 @@ def solve(
         events: an :class:`Event`, a callable ``g(t, y) -> (B,)``, or a list of them; crossings are
             returned in ``Solution.events``.
         polish_events: refine event locations on real partial steps (see :mod:`.events`).
-        compensated: Kahan-compensated summation in fixed-step solves (default: on for symplectic
-            methods, whose long runs are limited by round-off).
+        compensated: Kahan-compensated summation of the state updates ``y + δ``. Fixed-step solves:
+            default on for symplectic methods, whose long runs are limited by round-off. Adaptive
+            solves: default off; turn it on at tolerances near round-off (rtol ≲ 1e-12), where the
+            rounding of ``y + δ`` over many steps, not the method, limits the accuracy.
         newton_tol, newton_max_iter: implicit methods' Newton iteration.
         throw: raise :class:`IntegrationError` after the loop if any sample failed (skipped inside
             ``torch.func`` transforms, where the check cannot run; inspect ``status`` there).
@@ -243,6 +245,7 @@ def solve(
             polish_events=bool(polish_events),
             norm=norm,
             callbacks=cbs,
+            compensated=bool(compensated),
         )
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")

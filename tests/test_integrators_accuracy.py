@@ -139,6 +139,20 @@ def test_high_order_pairs_need_far_fewer_evaluations_than_dopri5_on_an_eccentric
         assert err <= 3 * err5, runs
 
 
+def test_compensated_adaptive_solves_keep_increments_below_half_an_ulp():
+    # y' = 1e-17: every increment is below half an ulp of y = 1, so plain y + δ never moves; the
+    # compensated sum carries the lost bits and arrives at 1 + 1000·1e-17.
+    def tiny(t, y):
+        return torch.full_like(y, 1e-17)
+
+    y0, ts = torch.ones(1, 1), torch.tensor([0.0, 1000.0])
+    kw = {"rtol": 1e-12, "atol": 1e-14, "dt0": 1.0, "dt_max": 1.0}
+    plain = solve(tiny, y0, ts, "dop853", **kw).ys[0, -1, 0].item()
+    kahan = solve(tiny, y0, ts, "dop853", compensated=True, **kw).ys[0, -1, 0].item()
+    assert plain == 1.0
+    assert kahan == pytest.approx(1.0 + 1e-14, abs=2e-16)
+
+
 @pytest.mark.parametrize("method", ["rk4", "dopri5", "gl4", "verlet"])
 def test_per_sample_irregular_grids_equal_a_loop_of_single_solves(method):
     hh = S.get_system("henon_heiles")
