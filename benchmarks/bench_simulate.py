@@ -385,4 +385,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--quick", action="store_true", help="500 trajectories, small subsets, no result file"
     )
-    main(parser.parse_args().quick)
+    parser.add_argument(
+        "--only",
+        choices=("hh", "kepler"),
+        help="rerun one part; keep the other's rows from results/simulate.json",
+    )
+    args = parser.parse_args()
+    main(args.quick, args.only)
