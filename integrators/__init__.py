@@ -2,9 +2,14 @@
 
 >>> from symflow.integrators import solve
 >>> sol = solve(f, y0, ts, method="dopri5", rtol=1e-8, atol=1e-10)   # ys: (B, T, D)
+
+torchdiffeq users change one import (time-first outputs, its method names and options):
+
+>>> from symflow.integrators import odeint, odeint_adjoint, odeint_event
 """
 
 from .adjoint import AdjointOptions, adjoint_solve, gradient_audit
+from .compat import odeint, odeint_adjoint, odeint_event
 from .controller import INTEGRAL, PIDController
 from .errors import (
     CapabilityError,
@@ -48,6 +53,9 @@ __all__ = [
     "gradient_audit",
     "list_methods",
     "methods_for",
+    "odeint",
+    "odeint_adjoint",
+    "odeint_event",
     "register_method",
     "solve",
     "split_of",

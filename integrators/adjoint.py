@@ -44,8 +44,11 @@ from torch.func import functional_call, vjp, vmap
 from .controller import PIDController
 from .errors import CapabilityError, InvalidArgumentError
 from .explicit import ExplicitRK, _terms
+from .fixed import refuse_long_fixed_solves
+from .implicit import ImplicitRK
 from .inputs import Problem, positive_float, positive_int
 from .methods import MethodSpec, get_method
+from .tableau import ButcherTableau
 
 Tensor = torch.Tensor
 
@@ -55,11 +58,14 @@ class AdjointOptions:
     """How the backward (adjoint) solve runs; ``None`` fields inherit the forward solve's values.
 
     Attributes:
-        method: an explicit or embedded method for the backward solve.
+        method: a Runge–Kutta method for the backward solve: explicit, embedded, or implicit
+            (Gauss–Legendre; fixed steps, so it needs ``dt``). Splittings do not apply: the augmented
+            ``(y, a)`` system is not separable.
         rtol, atol: backward tolerances (adaptive).
         dt: backward step (fixed-step methods, or to force fixed steps).
         seminorm: leave the parameter accumulator out of the backward error norm.
-        max_steps: per-interval cap on backward attempts per sample.
+        max_steps: adaptive backward solves: cap on attempted steps per sample (default 10⁵);
+            fixed-step ones: most steps per sample, refused before the loop (default 10⁷).
         controller: step-size controller of the backward solve.
     """
 
@@ -68,7 +74,7 @@ class AdjointOptions:
     atol: float | None = None
     dt: float | None = None
     seminorm: bool = False
-    max_steps: int = 100_000
+    max_steps: int | None = None
     controller: PIDController = field(default_factory=PIDController)
 
 
@@ -88,6 +94,7 @@ class _Config:
     controller: PIDController
     batch_shape: tuple[int, ...]
     reverse: bool
+    external: tuple[Tensor, ...] | None = None  # parameters the field closes over (not its own)
     forward_status: Tensor | None = None
     forward_stats: dict[str, Tensor] | None = None
     backward_stats: dict[str, Tensor] | None = None
@@ -132,7 +139,10 @@ def adjoint_solve(
     """:func:`solve` whose backward pass is the continuous adjoint (see the module docstring).
 
     ``f`` is an ``nn.Module`` (its parameters that require grad are differentiated) or a plain
-    callable (then only ``y0`` and ``ts`` get gradients; pass the field as a module to train it).
+    callable (then only ``y0`` and ``ts`` get gradients). ``params`` selects the tensors to
+    differentiate instead: a subset of the module's parameters, or any tensors the field closes over
+    (a plain callable's weights, a module's buffers made trainable, ...); those that do not require
+    grad are left out.
     ``forward`` holds the usual solve options (``rtol``, ``atol``, ``dt``, ...). Returns a
     :class:`Solution` whose ``ys`` is differentiable with respect to ``y0``, ``ts`` and the
     parameters.
@@ -145,22 +155,28 @@ def adjoint_solve(
         raise InvalidArgumentError("adjoint", opts, "an AdjointOptions or True")
     spec = get_method(method)
     module = f if isinstance(f, torch.nn.Module) else None
-    if params is not None and module is None:
-        raise InvalidArgumentError(
-            "params",
-            "given with a plain callable",
-            "an nn.Module field (its parameters are found automatically)",
-        )
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad] if module is not None else []
+    external = None
     if params is not None:
-        ids = {id(p) for p in params}
-        named = [(n, p) for n, p in named if id(p) in ids]
+        params = tuple(params) if not isinstance(params, Tensor) else (params,)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor) or not p.is_floating_point():
+                raise InvalidArgumentError(f"params[{i}]", p, "a floating-point tensor the field uses")
+        params = tuple(p for p in params if p.requires_grad)
+        own = {id(p): n for n, p in named}
+        if all(id(p) in own for p in params):
+            named = [(own[id(p)], p) for p in params]
+        else:
+            # Tensors the field closes over: their vector-Jacobian products come from autograd on the
+            # live tensors instead of torch.func.functional_call.
+            named, external = [(f"params[{i}]", p) for i, p in enumerate(params)], params
     problem: Problem = prepare_problem(f, y0, ts)  # validates inputs before any work
     bspec = get_method(opts.method) if opts.method is not None else spec
-    if bspec.family not in ("explicit", "embedded"):
+    if bspec.family == "splitting":
         raise CapabilityError(
-            f"the adjoint's backward solve needs an explicit or embedded method, not {bspec.name!r}; "
-            "pass AdjointOptions(method='dopri5') or differentiate through the solver (adjoint=False)"
+            f"the adjoint's backward solve needs a Runge–Kutta method (explicit, embedded or implicit), "
+            f"not the splitting {bspec.name!r}: the augmented (y, a) system is not separable; pass "
+            "AdjointOptions(method='dopri5') or differentiate through the solver (adjoint=False)"
         )
     fwd_dt = forward.get("dt")
     bdt = opts.dt if opts.dt is not None else fwd_dt
@@ -171,14 +187,15 @@ def adjoint_solve(
     )
     if bspec.adaptive and bdt is not None and opts.rtol is None and opts.dt is not None:
         adaptive = False
-    if not adaptive and bdt is None:
+    if not adaptive and bdt is None and (spec.adaptive and fwd_dt is None):
         raise InvalidArgumentError(
             "adjoint.dt", None, f"a backward step size for the fixed-step method {bspec.name!r}"
         )
+    # (A fixed-step forward solve without dt took one step per output interval; so does the backward.)
     cfg = _Config(
         f=f,
         names=tuple(n for n, _ in named),
-        module=module,
+        module=module if external is None else None,
         forward_kwargs={k: v for k, v in forward.items() if k != "throw"},
         spec=spec,
         rtol=positive_float(
@@ -190,12 +207,18 @@ def adjoint_solve(
         dt=None if bdt is None else positive_float("adjoint.dt", bdt),
         adaptive=adaptive,
         seminorm=bool(opts.seminorm),
-        max_steps=positive_int("adjoint.max_steps", opts.max_steps),
+        max_steps=positive_int(
+            "adjoint.max_steps",
+            opts.max_steps if opts.max_steps is not None else (100_000 if adaptive else 10_000_000),
+        ),
         controller=opts.controller,
         batch_shape=problem.batch_shape,
         reverse=problem.reverse,
+        external=external,
     )
     cfg.spec_backward = bspec  # type: ignore[attr-defined]
+    if not adaptive:
+        refuse_long_fixed_solves(problem.ts, cfg.dt, cfg.max_steps)
     ts_t = ts if isinstance(ts, Tensor) else torch.as_tensor(ts, dtype=y0.dtype, device=y0.device)
     ys = _AdjointSolve.apply(cfg, y0, ts_t, *[p for _, p in named])
     sol = Solution(
@@ -223,11 +246,12 @@ def _field_fn(cfg: _Config, params: list[Tensor]):
 
 def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: list[Tensor]):
     bspec: MethodSpec = cfg.spec_backward  # type: ignore[attr-defined]
-    rk = ExplicitRK(bspec.tableau)
+    rk = bspec.tableau
     d = ys.shape[-1]
     shape = ys.shape
+    # The forward solve ran with the times cast to the state's dtype; so does the backward one.
     ts_flat = ts.expand(*cfg.batch_shape, ts.shape[-1]) if ts.dim() == 1 else ts
-    tsb = ts_flat.reshape(-1, shape[-2])
+    tsb = ts_flat.reshape(-1, shape[-2]).to(ys.dtype)
     ysb = ys.reshape(-1, shape[-2], d)
     gb = grad_ys.reshape(-1, shape[-2], d)
     if cfg.reverse:
@@ -247,7 +271,7 @@ def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: lis
         g_ts = g_times.sum(0)
     else:
         g_ts = g_times.reshape(ts.shape)
-    return g_y0, g_ts, g_params
+    return g_y0, g_ts.to(ts.dtype), g_params
 
 
 class _BackwardDriver:
@@ -256,15 +280,27 @@ class _BackwardDriver:
     Works in ``s = −t`` so every sample steps forward in ``s`` from ``−t_{k}`` to ``−t_{k−1}``.
     """
 
-    def __init__(self, cfg, rk: ExplicitRK, field, params, ts, ys, gy):
-        self.cfg, self.rk, self.field, self.params = cfg, rk, field, params
+    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy):
+        self.cfg, self.field, self.params = cfg, field, params
         self.ts, self.ys, self.gy = ts, ys, gy
-        self.b_terms = _terms(rk.tableau.b)
+        self.b_terms = _terms(tableau.b)
+        if tableau.explicit:
+            self.rk, self.implicit = ExplicitRK(tableau), None
+        else:
+            # Gauss–Legendre on the augmented state z = (y, a); its stages are also the nodes of the
+            # parameter quadrature Σᵢ bᵢ aᵢᵀ ∂f/∂θ(Yᵢ).
+            self.rk = None
+            self.implicit = ImplicitRK(tableau, lambda s, z: torch.cat(self._aug(s, *z.chunk(2, -1)), -1))
+            self.c = tuple(float(v) for v in tableau.c)
 
     # One stage evaluation of the augmented field in s: returns (dy/ds, da/ds).
     def _aug(self, s: Tensor, y: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         fy, pull = vjp(lambda yy: self.field(-s, yy), y)
         (fa,) = pull(a)
+        if self.cfg.external is not None and not (y.requires_grad or a.requires_grad):
+            # The field uses live parameters: keep their graph out of the backward loop's states (only
+            # an implicit step's Jacobian, which differentiates with respect to (y, a), needs a graph).
+            fy, fa = fy.detach(), fa.detach()
         return -fy, fa
 
     def _stages(self, s, y, a, h, k1):
@@ -286,6 +322,23 @@ class _BackwardDriver:
             ss_.append(si)
         return ky, ka, ys_, as_, ss_
 
+    def _implicit_step(self, s, y, a, h, active):
+        """One implicit RK step of the augmented system; returns the new ``(y, a)`` and the stages."""
+        d = y.shape[-1]
+        delta, info = self.implicit.step(s, torch.cat([y, a], -1), h)
+        if bool((active & ~info.converged).any()):
+            raise CapabilityError(
+                f"the Newton iteration of the adjoint's implicit backward solve "
+                f"({self.implicit.tableau.name}) did not converge; use a smaller AdjointOptions(dt=...) "
+                "or an explicit backward method"
+            )
+        stages = info.stages  # (B, s, 2D)
+        n = stages.shape[1]
+        ys_ = [stages[:, i, :d] for i in range(n)]
+        as_ = [stages[:, i, d:] for i in range(n)]
+        ss_ = [s + ci * h for ci in self.c]
+        return y + delta[:, :d], a + delta[:, d:], ys_, as_, ss_
+
     def _theta_increment(self, ys_, as_, ss_, weights: Tensor, per_sample: bool):
         """``Σᵢ Σ_b w_b bᵢ A_{b,i}ᵀ ∂f/∂θ(−s_{b,i}, Y_{b,i})`` (summed over samples, or per sample)."""
         if not self.params:
@@ -296,10 +349,39 @@ class _BackwardDriver:
         ast = torch.stack([as_[i] for i in idx])
         sst = torch.stack([ss_[i] for i in idx])  # (n, B)
         cot = ast * (coef[:, None] * weights[None, :]).unsqueeze(-1)
-        fp = _field_fn(self.cfg, self.params)
+        return self._param_vjp(yst, cot, sst, per_sample)
+
+    def _param_vjp(self, yst: Tensor, cot: Tensor, sst: Tensor, per_sample: bool):
+        """``Σ cotᵀ ∂f/∂θ`` over stage points ``yst (n, B, D)`` at times ``−sst (n, B)``: one tuple of
+        tensors shaped like the parameters (or ``(B, *p.shape)`` per sample).
+
+        Module parameters go through ``torch.func`` (``functional_call``, and ``vmap`` per sample);
+        parameters the field merely closes over (``adjoint_solve(params=...)`` with tensors that are not
+        the module's own) through ``torch.autograd.grad`` on the live tensors, one pass per sample in
+        per-sample mode.
+        """
         sign = -1.0 if self.cfg.reverse else 1.0
+        n, b, d = yst.shape
+        if self.cfg.external is not None:
+            live = self.cfg.external
+
+            def pull_live(y_rows, s_rows, c_rows):
+                with torch.enable_grad():
+                    out = sign * self.cfg.f(sign * (-s_rows), y_rows)
+                    return torch.autograd.grad(
+                        out, live, grad_outputs=c_rows, allow_unused=True, materialize_grads=True
+                    )
+
+            if not per_sample:
+                return pull_live(
+                    yst.reshape(n * b, d).detach(),
+                    sst.reshape(n * b).detach(),
+                    cot.reshape(n * b, d).detach(),
+                )
+            rows = [pull_live(yst[:, i].detach(), sst[:, i].detach(), cot[:, i].detach()) for i in range(b)]
+            return tuple(torch.stack(col) for col in zip(*rows))
+        fp = _field_fn(self.cfg, self.params)
         if not per_sample:
-            n, b, d = yst.shape
 
             def g(p):
                 return sign * fp(p, sign * (-sst.reshape(n * b)), yst.reshape(n * b, d))
@@ -340,6 +422,8 @@ class _BackwardDriver:
             return -ts.gather(1, (k - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
 
         def fixed_step(span: Tensor) -> Tensor:
+            if cfg.dt is None:  # one step per interval, as the forward solve took
+                return span
             return span / torch.ceil(span / cfg.dt * (1 - 1e-12)).clamp(min=1)
 
         active = k > 0
@@ -356,18 +440,23 @@ class _BackwardDriver:
         else:
             h = fixed_step((s_end - s).clamp(min=0))
         err1 = torch.ones(b, dtype=dt_, device=dev)
-        k1 = self._aug(s, y, a)
+        explicit = self.implicit is None
+        fsal = explicit and rk.fsal
+        k1 = self._aug(s, y, a) if explicit else None
         steps = torch.zeros(b, dtype=torch.int64, device=dev)
-        k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1
+        k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1 if cfg.adaptive else 0
         while bool(active.any()):
             lands = s + 1.01 * h >= s_end
             h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
-            ky, ka, ys_, as_, ss_ = self._stages(s, y, a, h_try, k1)
             hc = h_try.unsqueeze(-1)
-            y_new, a_new = y, a
-            for j, w in self.b_terms:
-                y_new = y_new + (w * hc) * ky[j]
-                a_new = a_new + (w * hc) * ka[j]
+            if explicit:
+                ky, ka, ys_, as_, ss_ = self._stages(s, y, a, h_try, k1)
+                y_new, a_new = y, a
+                for j, w in self.b_terms:
+                    y_new = y_new + (w * hc) * ky[j]
+                    a_new = a_new + (w * hc) * ka[j]
+            else:
+                y_new, a_new, ys_, as_, ss_ = self._implicit_step(s, y, a, h_try, active)
             steps = steps + active
             if cfg.adaptive:
                 en = self._error_norm(y, a, y_new, a_new, ky, ka, hc, ys_, as_, ss_, h_try, g_acc, per_sample)
@@ -381,7 +470,7 @@ class _BackwardDriver:
             y = torch.where(acc_col, y_new, y)
             a = torch.where(acc_col, a_new, a)
             s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
-            if rk.fsal:  # the last stage was evaluated at the new point
+            if fsal:  # the last stage was evaluated at the new point
                 k1 = (torch.where(acc_col, ky[-1], k1[0]), torch.where(acc_col, ka[-1], k1[1]))
             if cfg.adaptive:
                 en_c = en.clamp(min=1e-10)
@@ -407,8 +496,9 @@ class _BackwardDriver:
                 if not cfg.adaptive:
                     h = torch.where(arrived, fixed_step((new_end - s).clamp(min=0)), h)
                 s_end = torch.where(arrived, new_end, s_end)
-                k1 = self._aug(s, y, a)
-            elif not rk.fsal:
+                if explicit:
+                    k1 = self._aug(s, y, a)
+            elif explicit and not fsal:
                 k1 = self._aug(s, y, a)
         with torch.no_grad():
             # ∂L/∂t_0 = −a(t_0⁺)ᵀ f(t_0, y_0), with the adjoint *before* the jump by ∂L/∂y(t_0): the
@@ -443,20 +533,10 @@ class _BackwardDriver:
         """Per-sample error estimate of the parameter accumulator (full-norm mode)."""
         idx = [i for i, _ in _terms(self.rk.tableau.error_weights)]
         coef = [w for _, w in _terms(self.rk.tableau.error_weights)]
-        fp = _field_fn(self.cfg, self.params)
-        sign = -1.0 if self.cfg.reverse else 1.0
         yst = torch.stack([ys_[i] for i in idx])
         cot = torch.stack([as_[i] * (w * h).unsqueeze(-1) for i, w in zip(idx, coef)])
         sst = torch.stack([ss_[i] for i in idx])
-
-        def one(y_col, a_col, s_col):
-            def g(p):
-                return sign * fp(p, sign * (-s_col), y_col)
-
-            _, pull = vjp(g, tuple(self.params))
-            return pull(a_col)[0]
-
-        return vmap(one, in_dims=(1, 1, 1))(yst, cot, sst)
+        return self._param_vjp(yst, cot, sst, per_sample=True)
 
 
 def gradient_audit(

@@ -46,6 +46,9 @@ def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
         opts.dt_max,
         opts.max_steps,
         opts.hit_obs,
+        opts.norm,
+        opts.compensated,
+        rk.perturb,
     )
     return _cached(f, key, lambda: torch.compile(advance, dynamic=None))
 

@@ -103,11 +103,18 @@ class DenseRecorder:
             rows = torch.zeros(0, dtype=torch.long, device=y_start.device)
             t0 = h = y_start.new_zeros(0)
             y0 = y_start.new_zeros(0, d)
-            extra = (y_start.new_zeros(self.rk.stages, 0, d),) if self.rk is not None else (y0, y0, y0)
+            extra = (
+                (y_start.new_zeros(self.rk.stages + self.rk.n_extra, 0, d),)
+                if self.rk is not None
+                else (y0, y0, y0)
+            )
         # Records arrive in time order per sample; a stable sort by sample keeps that order.
         order = torch.argsort(rows, stable=True)
         rows, t0, h, y0 = rows[order], t0[order], h[order], y0[order]
         extra = (extra[0][:, order],) if self.rk is not None else tuple(e[order] for e in extra)
+        if self.rk is not None and self.rk.n_extra and rows.numel():
+            # Interpolation-only stages (DOP853, Verner): one batched evaluation for every step kept.
+            extra = (self.rk.dense_stages(self.f, t0, y0, h, extra[0]),)
         return DenseInterpolation(
             rk=self.rk,
             sample=rows,
@@ -141,7 +148,11 @@ class DenseRecorder:
                 t0,
                 h,
                 y0,
-                ((y0.new_zeros(self.rk.stages, 0, d),) if self.rk is not None else (y1, y1, y1)),
+                (
+                    (y0.new_zeros(self.rk.stages + self.rk.n_extra, 0, d),)
+                    if self.rk is not None
+                    else (y1, y1, y1)
+                ),
             )
         if self.rk is not None:
             return rows, t0, h, y0, (torch.stack(self.rk.stage_values(self.f, t0, y0, h)),)

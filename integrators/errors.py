@@ -70,7 +70,8 @@ class IntegrationError(SymflowError, RuntimeError):
 def _short_repr(value: Any, limit: int = 120) -> str:
     text = repr(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        text = f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+        kind = "tensor" if type(value).__module__.startswith("torch") else type(value).__name__
+        text = f"{kind} of shape {tuple(value.shape)} and dtype {value.dtype}"
         device = getattr(value, "device", None)
         if device is not None and getattr(device, "type", "cpu") != "cpu":
             text += f" on {device}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .fields import Field
@@ -47,10 +48,11 @@ def combine(
 class ExplicitRK:
     """Stage evaluation, increments, error estimates and dense output of an explicit tableau."""
 
-    def __init__(self, tableau: ButcherTableau) -> None:
+    def __init__(self, tableau: ButcherTableau, *, perturb: bool = False) -> None:
         if not tableau.explicit:
             raise ValueError(f"{tableau.name} is not explicit")
         self.tableau = tableau
+        self.perturb = perturb
         self.stages = tableau.stages
         self.fsal = tableau.fsal
         self.a_terms = tuple(_terms(row[:i]) for i, row in enumerate(tableau.a))
@@ -58,14 +60,32 @@ class ExplicitRK:
         self.b_terms = _terms(tableau.b)
         err = tableau.error_weights
         self.e_terms = _terms(err) if err is not None else None
+        err2 = tableau.error_weights2
+        self.e2_terms = _terms(err2) if err2 is not None else None
+        self.extra_terms = tuple(_terms(row) for row in tableau.extra)
+        self.c_extra = tableau.c_extra
+        dense = np.asarray(tableau.dense) if tableau.dense is not None else np.zeros((0, 0))
+        self._dense_rows = tuple(i for i in range(dense.shape[0]) if np.any(dense[i] != 0))
         self._dense_cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    def stage_time(self, t: Tensor, i: int, h: Step) -> Tensor:
+        """``t + cᵢh``; with ``perturb``, a stage at either end of the step is moved one floating-point
+        number inside it (``t⁺`` at ``c = 0``, ``(t + h)⁻`` at ``c = 1``), so a field with a jump at a
+        step boundary is evaluated on the side the step integrates over."""
+        c = self.c[i]
+        ti = t if c == 0.0 else t + c * h
+        if self.perturb and c in (0.0, 1.0):
+            inward = torch.as_tensor(t + h if c == 0.0 else t, dtype=ti.dtype, device=ti.device)
+            ti, inward = torch.broadcast_tensors(ti, inward)
+            ti = torch.nextafter(ti, inward)  # h = 0: nextafter(t, t) = t
+        return ti
 
     def stage_values(self, f: Field, t: Tensor, y: Tensor, h: Step, k1: Tensor | None = None) -> list[Tensor]:
         """``[k₁, …, k_s]``; ``k1`` may be supplied (FSAL, or an evaluation already made)."""
-        ks = [f(t, y) if k1 is None else k1]
+        ks = [f(self.stage_time(t, 0, h), y) if k1 is None else k1]
         for i in range(1, self.stages):
             yi = combine(y, h, self.a_terms[i], ks)
-            ks.append(f(t + self.c[i] * h, yi))
+            ks.append(f(self.stage_time(t, i, h), yi))
         return ks
 
     def increment(self, h: Step, ks: Sequence[Tensor]) -> Tensor:
@@ -76,6 +96,34 @@ class ExplicitRK:
         """``h Σ (bᵢ − b̂ᵢ) kᵢ``, the local error estimate of an embedded pair."""
         return combine(None, h, self.e_terms, ks)
 
+    def error_norm(self, h: Step, ks: Sequence[Tensor], scale: Tensor, norm) -> Tensor:
+        """The scaled error of a step, ``(B,)``: ``norm(err/scale)``, or for a pair with a second estimate
+        (DOP853) Hairer's ``ε₅² / √(ε₅² + 0.01 ε₃²)`` of the two scaled norms."""
+        e5 = norm(self.error(h, ks) / scale)
+        if self.e2_terms is None:
+            return e5
+        e3 = norm(combine(None, h, self.e2_terms, ks) / scale)
+        den = e5 * e5 + 0.01 * e3 * e3
+        return torch.where(den > 0, e5 * e5 / den.clamp(min=torch.finfo(den.dtype).tiny).sqrt(), den)
+
+    @property
+    def n_extra(self) -> int:
+        return len(self.extra_terms)
+
+    def dense_stages(
+        self, f: Field, t: Tensor, y: Tensor, h: Tensor, ks: Tensor | Sequence[Tensor]
+    ) -> Tensor:
+        """The stages the interpolant needs, ``(stages + extra, B, D)``: the step's stages followed by the
+        interpolation-only ones (none for most methods), evaluated at ``t + cₖh``."""
+        stacked = ks if isinstance(ks, Tensor) else torch.stack(list(ks))
+        if not self.extra_terms:
+            return stacked
+        all_ks = list(stacked.unbind(0))
+        for terms, c in zip(self.extra_terms, self.c_extra):
+            yi = combine(y, h, terms, all_ks)
+            all_ks.append(f(t + c * h, yi))
+        return torch.stack(all_ks)
+
     def dense_matrix(self, like: Tensor) -> Tensor:
         key = (like.dtype, like.device)
         if key not in self._dense_cache:
@@ -85,14 +133,23 @@ class ExplicitRK:
     def interpolate(self, y0: Tensor, h: Tensor, ks: Tensor | Sequence[Tensor], theta: Tensor) -> Tensor:
         """``y(t + θh) = y₀ + h Σᵢ bᵢ(θ) kᵢ`` for per-sample ``θ`` and ``h`` of shape ``(B,)``.
 
-        ``ks`` is the list of stages or their stack ``(s, B, D)``.
+        ``ks`` is the list of stages or their stack ``(s, B, D)``, including the interpolation stages of
+        :meth:`dense_stages` when the method has any.
         """
         p = self.dense_matrix(y0)  # (s, m)
-        # Horner-free powers θ, θ², … by cumulative product (cheaper and exact-er than pow).
-        powers = theta.unsqueeze(-1).expand(*theta.shape, p.shape[1]).cumprod(-1)
-        weights = powers @ p.T  # (B, s)
-        stacked = ks if isinstance(ks, Tensor) else torch.stack(list(ks))
-        mix = torch.einsum("bs,sbd->bd", weights, stacked)
+        th = theta.unsqueeze(-1)
+        # bᵢ(θ) = θ(Pᵢ₁ + θ(Pᵢ₂ + …)) by Horner, and Σᵢ bᵢ(θ)kᵢ stage by stage: elementwise operations
+        # only, so a row's value does not depend on which other rows are evaluated with it (matrix
+        # products and reductions may round differently with the batch's shape). That keeps samples
+        # bitwise independent when outputs are interpolated for varying subsets of rows.
+        weights = p[:, -1].expand(th.shape[0], -1)
+        for j in range(p.shape[1] - 2, -1, -1):
+            weights = weights * th + p[:, j]
+        weights = weights * th  # (B, s)
+        mix = None
+        for i in self._dense_rows:
+            term = weights[:, i : i + 1] * ks[i]
+            mix = term if mix is None else mix + term
         return y0 + h.unsqueeze(-1) * mix
 
 
@@ -110,8 +167,8 @@ def hermite(y0: Tensor, y1: Tensor, f0: Tensor, f1: Tensor, h: Tensor, theta: Te
 class ExplicitStepper:
     """One explicit RK step as an increment ``δ = h Σ bᵢ kᵢ`` (the fixed-step driver adds it)."""
 
-    def __init__(self, tableau: ButcherTableau, f: Field) -> None:
-        self.rk = ExplicitRK(tableau)
+    def __init__(self, tableau: ButcherTableau, f: Field, *, perturb: bool = False) -> None:
+        self.rk = ExplicitRK(tableau, perturb=perturb)
         self.f = f
         self.evals_per_step = tableau.stages
 

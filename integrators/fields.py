@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import InvalidArgumentError
+
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -49,3 +51,47 @@ def split_of(f: object) -> SplitField | None:
         return f
     split = getattr(f, "split", None)
     return split if isinstance(split, SplitField) else None
+
+
+class CheckedField:
+    """``f`` with its first output checked against the state it was called with.
+
+    A field that returns the wrong shape can be silently broadcast by the stepper (``-y[:, :1]`` for a
+    ``(B, D)`` state gives every component the same derivative), and one with the wrong dtype or device
+    silently changes the precision or fails deep inside a stepper. The first evaluation of every solve
+    is checked here — shape, dtype and device equal to those of ``y`` — and a mismatch raises one
+    :class:`InvalidArgumentError` naming the field, what it returned and what was expected. Later
+    calls pay one attribute test.
+    """
+
+    __slots__ = ("__weakref__", "name", "pending", "wrapped")
+
+    def __init__(self, f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str) -> None:
+        self.wrapped = f
+        self.name = name
+        self.pending = True
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.wrapped(t, y)
+        if self.pending:
+            check_output(self.name, out, y)
+            self.pending = False
+        return out
+
+
+def check_output(name: str, out: object, y: torch.Tensor) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``out`` matches ``y`` in shape, dtype and device."""
+    ok = (
+        isinstance(out, torch.Tensor)
+        and out.shape == y.shape
+        and out.dtype == y.dtype
+        and out.device == y.device
+    )
+    if not ok:
+        where = "" if y.device.type == "cpu" else f" on {y.device}"
+        raise InvalidArgumentError(
+            name,
+            out,
+            f"{name}(t, y) to return dy/dt like y: a tensor of shape {tuple(y.shape)} and dtype "
+            f"{y.dtype}{where}",
+        )

@@ -17,12 +17,14 @@ Lubich & Wanner, *Geometric Numerical Integration*, §VIII.5).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
+from .callbacks import StepCallbacks
 from .events import Event, EventTracker
 from .explicit import hermite
 from .inputs import Problem
@@ -51,6 +53,7 @@ class FixedOptions:
     compile: bool = False
     chunk: int = 16  # steps per compiled kernel call
     dense: Any = None  # a dense.DenseRecorder when dense output was asked for
+    callbacks: StepCallbacks | None = None
 
 
 def substeps(span: float, dt: float | None) -> int:
@@ -58,6 +61,29 @@ def substeps(span: float, dt: float | None) -> int:
     if dt is None:
         return 1
     return max(1, math.ceil(span / dt * (1 - 1e-12)))
+
+
+def refuse_long_fixed_solves(ts: Tensor, dt: float | None, max_steps: int) -> None:
+    """Raise before the loop when a sample would need more than ``max_steps`` fixed steps.
+
+    ``ts`` is ``(B, T)``; the count is ``Σₖ ⌈Δtₖ/dt⌉`` per sample, computed in floating point so a
+    step of 1e-300 gives ~1e300 (refused) instead of a loop that never ends or an integer overflow.
+    """
+    if dt is None or ts.shape[-1] < 2:
+        return
+    spans = ts.detach().diff(dim=-1).to(torch.float64)
+    counts = torch.ceil(spans / dt * (1 - 1e-12)).clamp(min=1).sum(-1)
+    worst = int(counts.argmax())
+    need = float(counts[worst])
+    if need > max_steps:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            "dt",
+            dt,
+            f"a step giving at most max_steps = {max_steps} steps per sample; sample {worst} needs "
+            f"{need:.3g} steps of dt over its grid (use a larger dt or raise max_steps)",
+        )
 
 
 def _functorch_active() -> bool:
@@ -155,6 +181,26 @@ class _EventHelper:
         self.f_old = f_new
 
 
+def step_layout(grid: Tensor, dt: float | None) -> tuple[Tensor, Tensor, list[int]]:
+    """Every step of a shared-grid solve: start times ``(S,)``, sizes ``(S,)`` and, per output
+    interval, the index of its last step.
+
+    The counts ``⌈Δt/dt⌉`` are integers chosen on the host, but the start times and sizes are built
+    from ``grid`` with tensor operations, so they stay in the autograd graph: derivatives with
+    respect to the output times flow through the step sizes (``∂h/∂t_k``), as they do on per-sample
+    grids.
+    """
+    floats = grid.detach().tolist()
+    counts = [substeps(floats[k + 1] - floats[k], dt) for k in range(len(floats) - 1)]
+    n = torch.tensor(counts, device=grid.device)
+    sizes = (grid.diff() / n.to(grid.dtype)).repeat_interleave(n)
+    first = torch.cumsum(n, 0) - n  # index of each interval's first step
+    j = torch.arange(int(n.sum()), device=grid.device) - first.repeat_interleave(n)
+    starts = grid[:-1].repeat_interleave(n) + j.to(grid.dtype) * sizes
+    last = [int(v) for v in itertools.accumulate(counts)]
+    return starts, sizes, [v - 1 for v in last]
+
+
 def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
     """Shared grid through a compiled K-step kernel (see :mod:`.compiled`).
 
@@ -165,22 +211,12 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
 
     y = problem.y0
     b = y.shape[0]
-    grid = problem.shared.tolist()
-    starts, sizes, record_after = [], [], []
-    for k in range(len(grid) - 1):
-        n = substeps(grid[k + 1] - grid[k], opts.dt)
-        h = (grid[k + 1] - grid[k]) / n
-        for j in range(n):
-            starts.append(grid[k] + j * h)
-            sizes.append(h)
-        record_after.append(len(sizes) - 1)
-    n_steps = len(sizes)
+    starts, sizes, record_after = step_layout(problem.shared, opts.dt)
+    n_steps = sizes.shape[0]
     kk = opts.chunk
     pad = (-n_steps) % kk
-    starts += [grid[-1]] * pad
-    sizes += [0.0] * pad
-    t0s = problem.shared.new_tensor(starts).reshape(-1, kk)
-    hs = problem.shared.new_tensor(sizes).reshape(-1, kk)
+    t0s = torch.cat([starts, problem.shared[-1:].expand(pad)]).reshape(-1, kk)
+    hs = torch.cat([sizes, sizes.new_zeros(pad)]).reshape(-1, kk)
     key = (
         type(stepper).__name__,
         getattr(getattr(stepper, "rk", None), "tableau", None) and stepper.rk.tableau.name,
@@ -189,7 +225,10 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
         y.dtype,
         y.device.type,
     )
-    run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], problem.f, key, opts.compensated)
+    # The field's output check runs here, eagerly, so the compiled code never traces it.
+    stepper.step(problem.shared[0], y, 0.0)
+    field = getattr(problem.f, "wrapped", problem.f)
+    run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], field, key, opts.compensated)
     comp = torch.zeros_like(y)
     chunks = []
     for c in range(t0s.shape[0]):
@@ -205,11 +244,16 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
 
 
 def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
-    if opts.compile and not opts.events:
+    if opts.compile and not opts.events and opts.callbacks is None:
         return _compiled_shared_grid(problem, stepper, opts)
     y = problem.y0
     b = y.shape[0]
-    grid = problem.shared.tolist()  # one host sync, before the loop
+    # Differentiating with respect to the times needs the step sizes as tensors in the graph;
+    # otherwise plain floats let every stage fold h into one fused multiply-add.
+    timed = problem.shared.requires_grad
+    if timed:
+        starts, sizes, _ = step_layout(problem.shared, opts.dt)
+    grid = problem.shared.detach().tolist()  # one host sync, before the loop
     acc = _Accumulator(y, opts.compensated)
     failures = _FailureLog(y)
     outs = [y]
@@ -224,14 +268,19 @@ def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
         n = substeps(t1 - t0, opts.dt)
         h = (t1 - t0) / n
         for j in range(n):
-            t = problem.shared.new_tensor(t0 + j * h) if j else problem.shared[k]
+            if timed:
+                t, h = starts[steps], sizes[steps].expand(b)
+            else:
+                t = problem.shared.new_tensor(t0 + j * h) if j else problem.shared[k]
+            if opts.callbacks is not None:
+                opts.callbacks.attempted(t.expand(b), y, h if timed else y.new_full((b,), h))
             delta, info = stepper.step(t, y, h)
             y_new = acc.add(y, delta)
             if info is not None:
                 iters = info.iterations if iters is None else iters + info.iterations
                 failures.after_step(info, y_new)
             if events is not None:
-                hb = y.new_full((b,), h)
+                hb = h if timed else y.new_full((b,), h)
                 events.step(t.expand(b), hb, y, y_new, torch.ones(b, dtype=torch.bool, device=y.device))
             if opts.dense is not None:
                 opts.dense.fixed(t, h, y_new)
@@ -275,6 +324,8 @@ def _per_sample_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
         nk = n_sub.gather(1, kc).squeeze(1)
         h = torch.where(active, spans.gather(1, kc).squeeze(1) / nk, torch.zeros_like(y[:, 0]))
         t = ts.gather(1, kc).squeeze(1) + j * h
+        if opts.callbacks is not None:
+            opts.callbacks.attempted(t, y, h)
         delta, info = stepper.step(t, y, h)
         delta = torch.where(active.unsqueeze(-1), delta, torch.zeros_like(delta))
         y_new = acc.add(y, delta)

@@ -11,8 +11,10 @@ Samples converge, stall or diverge independently (masks); samples where Newton f
 fixed-point iteration ``Z ← h(A ⊗ I)F(Z)``, and those that still fail are reported
 ``not_converged``. As in Hairer & Wanner's codes the factorised matrix is reused across steps while
 the iteration converges quickly (same ``h``, at most 5 iterations); a step that fails with a reused
-matrix is redone with a fresh Jacobian. The converged result does not depend on the matrix, only
-the iteration count does. The step is ``y₁ = y + Σⱼ dⱼ Zⱼ`` with ``dᵀ = bᵀA⁻¹``, which needs no further
+matrix is redone with a fresh Jacobian. These choices are made per sample (a sample's matrix depends
+only on its own history), so one sample that fails leaves every other sample's result and Newton
+count bitwise unchanged. The converged result does not depend on the matrix, only the iteration
+count does. The step is ``y₁ = y + Σⱼ dⱼ Zⱼ`` with ``dᵀ = bᵀA⁻¹``, which needs no further
 evaluations of f.
 
 Under ``torch.func`` transforms (``vmap``, ``jacrev``, …) the loop cannot branch on values: it then
@@ -42,6 +44,7 @@ Tensor = torch.Tensor
 class NewtonInfo:
     iterations: Tensor  # (B,) int64
     converged: Tensor  # (B,) bool
+    stages: Tensor | None = None  # (B, s, D) stage values Yᵢ = y + Zᵢ (detached), for quadratures
 
 
 class ImplicitRK:
@@ -65,7 +68,9 @@ class ImplicitRK:
         self.evals_per_step = 0  # counted through NewtonInfo.iterations (s evaluations each)
         self._consts: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
         self.reuse_jacobian = reuse_jacobian
-        self._cached: tuple | None = None  # (batch, h key, lu, pivots, singular) of the last factorisation
+        # (batch, h key, lu, pivots, singular, stale) of the last factorisation; stale (B,) marks the
+        # samples whose matrix must be refreshed before it is used again.
+        self._cached: tuple | None = None
 
     def _constants(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         key = (like.dtype, like.device)
@@ -107,8 +112,12 @@ class ImplicitRK:
         with torch.enable_grad():
             rep = y.detach().unsqueeze(0).expand(d, b, d).reshape(d * b, d).requires_grad_(True)
             out = self.f(t.detach().repeat(d), rep).reshape(d, b, d)
+            if not out.requires_grad:  # a field that ignores y: ∂f/∂y = 0
+                return torch.zeros(b, d, d, dtype=y.dtype, device=y.device)
             seed = torch.eye(d, dtype=y.dtype, device=y.device).unsqueeze(1).expand(d, b, d)
-            (rows,) = torch.autograd.grad(out, rep, grad_outputs=seed)
+            (rows,) = torch.autograd.grad(
+                out, rep, grad_outputs=seed, allow_unused=True, materialize_grads=True
+            )
         return rows.reshape(d, b, d).transpose(0, 1)
 
     def step(self, t: Tensor, y: Tensor, h: float | Tensor) -> tuple[Tensor, NewtonInfo]:
@@ -126,23 +135,34 @@ class ImplicitRK:
         tol = torch.as_tensor(tol, dtype=y.dtype, device=y.device).expand(b)
 
         f0 = self.f(td, yd)
-        wants_graph = traced or (torch.is_grad_enabled() and (f0.requires_grad or y.requires_grad))
+        timed = any(isinstance(v, Tensor) and v.requires_grad for v in (t, h))
+        wants_graph = traced or (torch.is_grad_enabled() and (f0.requires_grad or y.requires_grad or timed))
         f0 = f0.detach()
         z0 = c[None, :, None] * hd[:, None, None] * f0[:, None, :]  # explicit predictor Zᵢ ≈ cᵢ h f(y)
         iters = torch.ones(b, dtype=torch.int64, device=y.device)  # f0 counts as one evaluation
         # Samples whose state is already non-finite are dead: they get no further work.
         dead = ~torch.isfinite(yd).all(-1)
-        for fresh in (False, True):
-            solve_fn, singular, reused = self._newton_system(td, yd, hd, h, a, traced, fresh)
-            z, done, failed, used, rounds = self._newton(
-                td, yd, hd, a, c, z0, solve_fn, singular | dead, tol, traced
+        # Every decision below is made per sample (which matrix, whether to retry, whether to keep the
+        # factorisation), so one sample's trouble never changes another's bits or iteration count.
+        solve_fn, singular, fresh = self._newton_system(td, yd, hd, h, a, traced)
+        z, done, failed, used = self._newton(td, yd, hd, a, c, z0, solve_fn, singular | dead, tol, traced)
+        iters = iters + used
+        retry = ~done & ~dead & ~fresh  # failed with a reused matrix: redo with a fresh Jacobian
+        last = used
+        if not traced and bool(retry.any()):
+            solve_fn, singular, _ = self._newton_system(td, yd, hd, h, a, traced, refresh=retry)
+            z2, done2, failed2, used2 = self._newton(
+                td, yd, hd, a, c, z0, solve_fn, singular | ~retry, tol, traced
             )
-            iters = iters + used
-            if not reused or bool((done | dead).all()):
-                break
-        # Keep the factorisation for the next step only while it converges fast.
-        if not traced and self._cached is not None and (rounds > 5 or not bool((done | dead).all())):
-            self._cached = None
+            col = retry[:, None, None]
+            z = torch.where(col, z2, z)
+            done = torch.where(retry, done2, done)
+            failed = torch.where(retry, failed2, failed)
+            iters = iters + used2
+            last = torch.where(retry, used2, used)
+        if not traced and self._cached is not None:
+            # Keep a sample's factorisation for its next step only while it converges fast.
+            self._cached = (*self._cached[:5], (last // s > 5) | ~(done | dead))
 
         # Fixed-point fallback for samples Newton could not handle (singular matrix, divergence).
         todo = ~done & ~dead
@@ -176,46 +196,56 @@ class ImplicitRK:
         delta = torch.einsum("j,bjd->bd", dw, z)
         # A sample that did not converge gets a NaN step: no value that looks like data.
         delta = torch.where((done | dead).unsqueeze(-1), delta, torch.full_like(delta, float("nan")))
-        return delta, NewtonInfo(iterations=iters, converged=done | dead)
+        return delta, NewtonInfo(iterations=iters, converged=done | dead, stages=yd.unsqueeze(1) + z.detach())
 
-    def _newton_system(self, td, yd, hd, h, a, traced: bool, fresh: bool):
-        """A solver for ``(I − h A ⊗ J) x = r``; reuses the last factorisation when allowed."""
+    def _newton_system(self, td, yd, hd, h, a, traced: bool, refresh: Tensor | None = None):
+        """A solver for ``(I − h A ⊗ J) x = r`` per sample, and which samples got a fresh matrix.
+
+        With a shared step the last step's factorisations are reused, except for the samples marked
+        stale (slow or failed convergence last time) or in ``refresh``: those get ``J`` at the
+        current point. The fresh factorisation is computed for the whole batch and selected per
+        sample, so a sample's matrix depends only on its own history.
+        """
         b = yd.shape[0]
+        none = torch.zeros(b, dtype=torch.bool, device=yd.device)
         h_key = h if isinstance(h, float) else None
         if traced:
             # lu_factor_ex/lu_solve give NaN derivatives for some samples under vmap(jacrev(...))
             # (PyTorch 2.13); a plain solve per iteration differentiates correctly.
             matrix = self._blocks(self._jacobian(td, yd), hd, a, per_stage=False)
-            return (
-                (lambda rhs: torch.linalg.solve(matrix, rhs)),
-                torch.zeros(b, dtype=torch.bool, device=yd.device),
-                False,
-            )
+            return (lambda rhs: torch.linalg.solve(matrix, rhs)), none, ~none
         cached = self._cached
-        if (
-            not fresh
-            and self.reuse_jacobian
+        usable = (
+            self.reuse_jacobian
             and cached is not None
             and cached[0] == b
             and cached[1] is not None
             and h_key is not None
             and abs(h_key - cached[1]) <= 1e-6 * abs(cached[1])  # the matrix only steers convergence
-        ):
-            lu, piv, singular = cached[2], cached[3], cached[4]
-            reused = True
+        )
+        if usable:
+            lu, piv, singular, stale = cached[2], cached[3], cached[4], cached[5]
+            fresh = stale if refresh is None else stale | refresh
         else:
-            lu, piv, info = torch.linalg.lu_factor_ex(
+            fresh = ~none
+        if bool(fresh.any()):
+            new_lu, new_piv, info = torch.linalg.lu_factor_ex(
                 self._blocks(self._jacobian(td, yd), hd, a, per_stage=False)
             )
-            singular = info != 0
-            self._cached = (b, h_key, lu, piv, singular) if self.reuse_jacobian else None
-            reused = False
-        return (lambda rhs: torch.linalg.lu_solve(lu, piv, rhs)), singular, reused
+            if usable:
+                lu = torch.where(fresh[:, None, None], new_lu, lu)
+                piv = torch.where(fresh[:, None], new_piv, piv)
+                singular = torch.where(fresh, info != 0, singular)
+            else:
+                lu, piv, singular = new_lu, new_piv, info != 0
+        stale = none if not usable else torch.where(fresh, none, cached[5])
+        self._cached = (b, h_key, lu, piv, singular, stale) if self.reuse_jacobian else None
+        return (lambda rhs: torch.linalg.lu_solve(lu, piv, rhs)), singular, fresh
 
     def _newton(self, td, yd, hd, a, c, z0, solve_fn, singular, tol, traced):
         """Simplified Newton on ``G(Z) = 0`` with per-sample masks.
 
-        Returns ``(Z, done, failed, evaluations per sample, rounds run)``.
+        Returns ``(Z, done, failed, evaluations per sample)``.
         """
         b, s, d = z0.shape
         z = z0
@@ -223,12 +253,10 @@ class ImplicitRK:
         failed = singular.clone()
         evals = torch.zeros(b, dtype=torch.int64, device=z0.device)
         prev = torch.full((b,), float("inf"), dtype=z0.dtype, device=z0.device)
-        rounds = 0
         for _ in range(self.max_iter):
             live = ~done & ~failed
             if not traced and not bool(live.any()):
                 break
-            rounds += 1
             fz = self._stage_fields(td, yd, z, hd, c).detach()
             g = z - hd[:, None, None] * torch.matmul(a, fz)
             dz = -solve_fn(g.reshape(b, s * d, 1)).reshape(b, s, d)
@@ -241,4 +269,4 @@ class ImplicitRK:
             conv = live & ~bad & ((size <= tol) | ((size >= prev) & (size <= 1e3 * tol)))
             done = done | conv
             prev = torch.where(live, size, prev)
-        return z, done, failed, evals, rounds
+        return z, done, failed, evals

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .errors import InvalidArgumentError
-from .fields import Field, SplitField, split_of
+from .fields import CheckedField, Field, SplitField, split_of
 
 Tensor = torch.Tensor
 
@@ -85,8 +85,6 @@ def prepare_problem(f: Any, y0: Any, ts: Any) -> Problem:
         ts = ts.to(y0.dtype)
     if ts.device != y0.device:
         raise InvalidArgumentError("ts", ts, f"a tensor on the same device as y0 ({y0.device})")
-    if ts.dtype != y0.dtype:
-        ts = ts.to(y0.dtype)  # times follow the state's precision
     batch_shape = tuple(y0.shape[:-1])
     if ts.dim() == 0:
         raise InvalidArgumentError("ts", ts, "a 1-d grid (T,) or per-sample grids (*batch, T)")
@@ -96,24 +94,28 @@ def prepare_problem(f: Any, y0: Any, ts: Any) -> Problem:
         )
     if ts.shape[-1] < 1:
         raise InvalidArgumentError("ts", ts, "at least one time (the initial time)")
-    if not torch.isfinite(ts).all():
-        bad = _first_bad_row(~torch.isfinite(ts))
-        raise InvalidArgumentError("ts", f"non-finite time{bad}", "finite times")
-    reverse = False
-    if ts.shape[-1] > 1:
-        d = ts.diff(dim=-1)
-        if (d > 0).all():
-            reverse = False
-        elif (d < 0).all():
-            reverse = True
-        else:
-            bad = _first_bad_row(~(d > 0)) if (d > 0).any() else _first_bad_row(~(d < 0))
+    reverse = check_times(ts)
+    if ts.dtype != y0.dtype:
+        # Times follow the state's precision; a grid that is fine in its own dtype can overflow or
+        # collapse (t_k == t_{k+1}) when rounded, which would silently drop an output interval.
+        cast = ts.to(y0.dtype)
+        defect = _cast_defect(ts, cast, reverse)
+        if defect is not None:
             raise InvalidArgumentError(
                 "ts",
-                f"times not strictly monotone{bad}",
-                "strictly increasing (or strictly decreasing) times",
+                defect,
+                f"times that stay finite and strictly monotone in y0's dtype ({y0.dtype}); pass y0 in "
+                f"{ts.dtype} or space the times further apart",
             )
+        ts = cast
     split = split_of(f)
+    if split is not None:
+        split = SplitField(
+            drift=CheckedField(split.drift, "f.drift" if split is f else "f.split.drift"),
+            kick=CheckedField(split.kick, "f.kick" if split is f else "f.split.kick"),
+            n=split.n,
+        )
+    f = CheckedField(f, "f")
     flat_y0 = y0.reshape(-1, y0.shape[-1])
     b = flat_y0.shape[0]
     if ts.dim() == 1:
@@ -129,12 +131,63 @@ def prepare_problem(f: Any, y0: Any, ts: Any) -> Problem:
     return Problem(f, flat_y0, flat_ts, shared, batch_shape, reverse, split)
 
 
-def _first_bad_row(mask: Tensor) -> str:
-    if mask.dim() == 1:
-        return f" at position {int(mask.nonzero()[0, 0])}"
-    flat = mask.reshape(-1, mask.shape[-1])
-    row = int(flat.any(-1).nonzero()[0, 0])
-    return f" in sample {row} at position {int(flat[row].nonzero()[0, 0])}"
+def check_times(ts: Tensor) -> bool:
+    """Finite and strictly monotone times (``(T,)`` or ``(*batch, T)``); returns ``True`` when they
+    decrease. Errors name the offending *time* (``ts[k]``, or ``ts[i, k]`` per sample), not an interval.
+    """
+    ts = ts.detach()
+    finite = torch.isfinite(ts)
+    if not finite.all():
+        where = _first_true(~finite)
+        raise InvalidArgumentError("ts", f"ts{where} = {float(ts[where])}", "finite times")
+    if ts.shape[-1] < 2:
+        return False
+    d = ts.diff(dim=-1)
+    first = float(d.reshape(-1)[0])
+    reverse = first < 0
+    bad = ~(d < 0) if reverse else ~(d > 0)
+    if bad.any():
+        at = _first_true(bad)
+        k = (*at[:-1], at[-1] + 1)  # the time that fails to move on, not the interval
+        before = (*at[:-1], at[-1])
+        raise InvalidArgumentError(
+            "ts",
+            f"times not strictly monotone: ts{_fmt(k)} = {float(ts[k])!r} after ts{_fmt(before)} = "
+            f"{float(ts[before])!r}",
+            "strictly increasing (or strictly decreasing) times",
+        )
+    return reverse
+
+
+def _first_true(mask: Tensor) -> tuple[int, ...]:
+    flat = int(mask.reshape(-1).nonzero()[0, 0])
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), mask.shape))
+
+
+def _fmt(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, index)) + "]"
+
+
+def _cast_defect(original: Tensor, cast: Tensor, reverse: bool) -> str | None:
+    """What goes wrong when the times ``original`` are rounded to ``cast``'s dtype, or ``None``."""
+    original, cast = original.detach(), cast.detach()
+    finite = torch.isfinite(cast)
+    if not finite.all():
+        at = _first_true(~finite)
+        return f"ts{_fmt(at)} = {float(original[at])!r}, not finite in {cast.dtype}"
+    if cast.shape[-1] < 2:
+        return None
+    d = cast.diff(dim=-1)
+    bad = ~(d < 0) if reverse else ~(d > 0)
+    if not bad.any():
+        return None
+    at = _first_true(bad)
+    k = (*at[:-1], at[-1] + 1)
+    before = (*at[:-1], at[-1])
+    return (
+        f"ts{_fmt(k)} = {float(original[k])!r} becomes {float(cast[k])!r} once cast to y0's dtype "
+        f"{cast.dtype}, no longer after ts{_fmt(before)} = {float(cast[before])!r}"
+    )
 
 
 def _reversed(f: Field, split: SplitField | None) -> tuple[Field, SplitField | None]:

@@ -94,6 +94,7 @@ for _tab, _aliases, _summary in [
     (tb.EULER, ("explicit_euler", "forward_euler"), "forward Euler, order 1"),
     (tb.MIDPOINT, ("explicit_midpoint",), "explicit midpoint, order 2"),
     (tb.HEUN, ("heun2",), "Heun's method (explicit trapezoid), order 2"),
+    (tb.HEUN3, (), "Heun's third-order method"),
     (tb.RK4, ("classic_rk4",), "classical Runge–Kutta, order 4"),
     (tb.RK38, ("rk_3_8", "kutta38"), "Kutta's 3/8 rule, order 4"),
 ]:
@@ -101,6 +102,26 @@ for _tab, _aliases, _summary in [
         MethodSpec(_tab.name, "explicit", tableau=_tab, summary=_summary, reference=HNW), aliases=_aliases
     )
 
+register_method(
+    MethodSpec(
+        "heun_euler",
+        "embedded",
+        tableau=tb.HEUN_EULER,
+        summary="Heun–Euler 2(1), cheapest adaptive pair",
+        reference=HNW,
+    ),
+    aliases=("adaptive_heun",),
+)
+register_method(
+    MethodSpec(
+        "fehlberg2",
+        "embedded",
+        tableau=tb.FEHLBERG2,
+        summary="Runge–Kutta–Fehlberg 2(1)",
+        reference="Fehlberg, NASA TR R-315 (1969)",
+    ),
+    aliases=("rkf12", "fehlberg12"),
+)
 register_method(
     MethodSpec(
         "bosh3",
@@ -130,6 +151,36 @@ register_method(
         reference="Tsitouras, Comput. Math. Appl. 62 (2011)",
     ),
     aliases=("tsitouras5",),
+)
+register_method(
+    MethodSpec(
+        "vern7",
+        "embedded",
+        tableau=tb.VERN7,
+        summary="Verner's efficient 7(6), order-7 interpolant; tight tolerances",
+        reference="Verner, Numer. Algorithms 53 (2010); RKV76.IIa efficient pair",
+    ),
+    aliases=("verner7", "rkv76"),
+)
+register_method(
+    MethodSpec(
+        "dop853",
+        "embedded",
+        tableau=tb.DOP853,
+        summary="Dormand–Prince 8(5,3) (Hairer's DOP853), order-7 dense output; tight tolerances",
+        reference="Prince & Dormand, J. Comput. Appl. Math. 7 (1981); Hairer, Nørsett & Wanner (1993), §II.5",
+    ),
+    aliases=("dormand_prince853",),
+)
+register_method(
+    MethodSpec(
+        "vern9",
+        "embedded",
+        tableau=tb.VERN9,
+        summary="Verner's efficient 9(8), order-9 interpolant; very tight tolerances",
+        reference="Verner, Numer. Algorithms 53 (2010); RKV98.IIa efficient pair",
+    ),
+    aliases=("verner9", "rkv98"),
 )
 register_method(
     MethodSpec(

@@ -14,25 +14,30 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .adaptive import AdaptiveOptions, integrate_adaptive
+from .callbacks import StepCallbacks
 from .controller import PIDController
 from .dense import DenseRecorder
 from .errors import CapabilityError, InvalidArgumentError, UnknownNameError
 from .events import Event, as_events
 from .explicit import ExplicitRK, ExplicitStepper
-from .fixed import FixedOptions, _functorch_active, integrate_fixed
+from .fixed import FixedOptions, _functorch_active, integrate_fixed, refuse_long_fixed_solves
 from .implicit import ImplicitRK
 from .inputs import positive_float, positive_int, prepare_problem, tolerance
-from .methods import MethodSpec, get_method, methods_for
+from .methods import MethodSpec, get_method, list_methods, methods_for
 from .registry import Registry
 from .solution import EventRecord, Solution
 from .splitting import SplittingStepper
 
 Tensor = torch.Tensor
+
+ADAPTIVE_MAX_STEPS = 100_000  # attempted steps per sample
+FIXED_MAX_STEPS = 10_000_000  # steps per sample, checked before the loop
 
 
 def solve(
@@ -48,7 +53,7 @@ def solve(
     dt0: float | None = None,
     dt_min: float = 0.0,
     dt_max: float = math.inf,
-    max_steps: int = 100_000,
+    max_steps: int | None = None,
     controller: PIDController | None = None,
     hit_obs: bool = False,
     events: Any = None,
@@ -60,6 +65,9 @@ def solve(
     compile: bool = False,
     adjoint: Any = False,
     dense_output: bool = False,
+    norm: Callable[[Tensor], Tensor] | None = None,
+    perturb: bool = False,
+    callbacks: Any = None,
     **unknown: Any,
 ) -> Solution:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` over the times ``ts``.
@@ -76,21 +84,33 @@ def solve(
             fixed-step unless ``adaptive=True``, in which case it is the initial step.
         rtol, atol: tolerances of adaptive methods (floats, or per-component tensors ``(D,)``).
         adaptive: force adaptive (``True``) or fixed-step (``False``) use of an embedded pair.
-        dt0, dt_min, dt_max, max_steps, controller: step-size control of adaptive methods
-            (``max_steps`` also bounds attempted steps per sample).
+        dt0, dt_min, dt_max, controller: step-size control of adaptive methods.
+        max_steps: most steps per sample. Adaptive solves count attempted steps (default 10⁵; a
+            sample that runs out gets ``Status.MAX_STEPS``); fixed-step solves know their step
+            count before the loop and refuse one above ``max_steps`` (default 10⁷) at once.
         hit_obs: adaptive only; shorten steps to land on every output time instead of using the
             dense output.
         events: an :class:`Event`, a callable ``g(t, y) -> (B,)``, or a list of them; crossings are
             returned in ``Solution.events``.
         polish_events: refine event locations on real partial steps (see :mod:`.events`).
-        compensated: Kahan-compensated summation in fixed-step solves (default: on for symplectic
-            methods, whose long runs are limited by round-off).
+        compensated: Kahan-compensated summation of the state updates ``y + δ``. Fixed-step solves:
+            default on for symplectic methods, whose long runs are limited by round-off. Adaptive
+            solves: default off; turn it on at tolerances near round-off (rtol ≲ 1e-12), where the
+            rounding of ``y + δ`` over many steps, not the method, limits the accuracy.
         newton_tol, newton_max_iter: implicit methods' Newton iteration.
         throw: raise :class:`IntegrationError` after the loop if any sample failed (skipped inside
             ``torch.func`` transforms, where the check cannot run; inspect ``status`` there).
         compile: run the hot loop through ``torch.compile`` (see :mod:`.compiled`): one fused kernel
             per adaptive attempt, or per chunk of fixed steps. Worth it for long solves; the first
             call compiles (seconds to a minute). Not available for implicit methods.
+        norm: adaptive only; the error norm of a step, ``(B, D) -> (B,)`` applied to the scaled error
+            ``err / (atol + rtol max(|y|, |ŷ|))`` (a step is accepted when it is ≤ 1). Default: RMS over
+            the components of each sample.
+        perturb: explicit RK methods; evaluate ``f`` one floating-point number inside the step at its
+            ends (``t⁺`` at the start, ``(t + h)⁻`` at the end), so a field with a jump exactly at a
+            step boundary sees the side being integrated.
+        callbacks: an object defining any of ``callback_step``, ``callback_accept_step``,
+            ``callback_reject_step`` (see :mod:`.callbacks`); called around every step.
         adjoint: ``True`` or an :class:`~.adjoint.AdjointOptions` to differentiate the solve with the
             continuous adjoint (O(1) memory in the number of steps; ``f`` should be an ``nn.Module``
             so its parameters get gradients). ``False`` (default): autograd differentiates through
@@ -137,6 +157,9 @@ def solve(
                 newton_max_iter=newton_max_iter,
                 throw=throw,
                 compile=compile,
+                norm=norm,
+                perturb=perturb or None,
+                callbacks=callbacks,
             ).items()
             if v is not None
         }
@@ -151,7 +174,7 @@ def solve(
     if use_adaptive and not spec.adaptive:
         raise CapabilityError(
             f"method {spec.name!r} has no error estimate and cannot step adaptively; adaptive methods: "
-            "dopri5, tsit5, bosh3"
+            + ", ".join(list_methods("embedded"))
         )
     if dt is not None:
         dt = positive_float("dt", dt)
@@ -170,9 +193,18 @@ def solve(
             hit_obs=hit_obs,
             newton_tol=newton_tol is not None,
             newton_max_iter=newton_max_iter != 12,
-            max_steps=max_steps != 100_000,
+            norm=norm is not None,
         ),
     )
+    if norm is not None and not callable(norm):
+        raise InvalidArgumentError("norm", norm, "a callable mapping the scaled error (B, D) to (B,)")
+    if perturb and spec.family not in ("explicit", "embedded"):
+        raise InvalidArgumentError(
+            "perturb", perturb, f"an option of explicit RK methods (not {spec.name!r})"
+        )
+    cbs = StepCallbacks.of(callbacks)
+    if cbs is not None and compile:
+        raise CapabilityError("callbacks run Python code around every step and cannot be compiled; drop one")
     evs = as_events(events)
     if problem.reverse and evs:
         evs = tuple(Event(lambda s, yy, fn=e.fn: fn(-s, yy), e.direction, e.name) for e in evs)
@@ -203,21 +235,24 @@ def solve(
             dt0=None if dt0 is None else positive_float("dt0", dt0),
             dt_min=positive_float("dt_min", dt_min, allow_zero=True),
             dt_max=positive_float("dt_max", dt_max, allow_inf=True),
-            max_steps=positive_int("max_steps", max_steps),
+            max_steps=positive_int("max_steps", ADAPTIVE_MAX_STEPS if max_steps is None else max_steps),
             controller=controller if controller is not None else PIDController(),
             hit_obs=bool(hit_obs),
             events=evs,
             polish_events=bool(polish_events),
             dense=recorder,
+            norm=norm,
+            callbacks=cbs,
+            compensated=bool(compensated),
         )
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")
         ys, status, stats, record = integrate_adaptive(
-            problem, ExplicitRK(spec.tableau), opts, compile=bool(compile)
+            problem, ExplicitRK(spec.tableau, perturb=bool(perturb)), opts, compile=bool(compile)
         )
     else:
         if spec.family in ("explicit", "embedded"):
-            stepper = ExplicitStepper(spec.tableau, problem.f)
+            stepper = ExplicitStepper(spec.tableau, problem.f, perturb=bool(perturb))
         elif spec.family == "implicit":
             stepper = ImplicitRK(
                 spec.tableau,
@@ -232,6 +267,9 @@ def solve(
                 f"compile=True is not available for implicit methods ({spec.name!r}): their Newton loop "
                 "branches on convergence; use it with explicit or splitting methods"
             )
+        refuse_long_fixed_solves(
+            problem.ts, dt, FIXED_MAX_STEPS if max_steps is None else positive_int("max_steps", max_steps)
+        )
         fopts = FixedOptions(
             dt=dt,
             compensated=spec.symplectic if compensated is None else bool(compensated),
@@ -239,6 +277,7 @@ def solve(
             polish_events=bool(polish_events),
             compile=bool(compile),
             dense=recorder,
+            callbacks=cbs,
         )
         ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
 
@@ -278,7 +317,7 @@ def _dense_recorder(spec: MethodSpec, adaptive: bool, problem: Any) -> DenseReco
 
 def _reject_inapplicable(spec: MethodSpec, adaptive: bool, given: dict[str, bool]) -> None:
     """Options that would be silently ignored by this method are errors."""
-    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs", "max_steps")
+    adaptive_only = ("rtol", "atol", "dt0", "dt_min", "dt_max", "controller", "hit_obs", "norm")
     implicit_only = ("newton_tol", "newton_max_iter")
     for name, was_given in given.items():
         if not was_given:

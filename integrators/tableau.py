@@ -5,8 +5,13 @@ A tableau ``(A, b, c)`` defines the Runge–Kutta step
     kᵢ = f(t + cᵢ h, y + h Σⱼ aᵢⱼ kⱼ),    y₁ = y + h Σᵢ bᵢ kᵢ.
 
 An embedded pair adds weights ``b̂`` of lower order; ``y₁ − ŷ₁ = h Σᵢ (bᵢ − b̂ᵢ) kᵢ`` estimates the
-local error. A dense-output matrix ``P`` gives ``y(t + θh) = y + h Σᵢ bᵢ(θ) kᵢ`` with
-``bᵢ(θ) = Σⱼ Pᵢⱼ θ^{j+1}``.
+local error. DOP853 adds a second, third-order embedded solution ``b̂₃``: its error norm is Hairer's
+combination ``ε = ε₅² / √(ε₅² + 0.01 ε₃²)`` of the two estimates, which behaves like ``O(h⁸)``.
+
+A dense-output matrix ``P`` gives ``y(t + θh) = y + h Σᵢ bᵢ(θ) kᵢ`` with ``bᵢ(θ) = Σⱼ Pᵢⱼ θ^{j+1}``.
+High-order interpolants need stages beyond the step's (``extra``): rows of ``a`` over all earlier
+stages, evaluated only when an output falls inside the step; ``P`` then has one row per stage,
+extra ones included.
 
 Nothing about a tableau is declared: order (from the rooted-tree conditions), explicitness, FSAL
 and symplecticity (Cooper's condition ``bᵢaᵢⱼ + bⱼaⱼᵢ = bᵢbⱼ``) are computed from the numbers, and
@@ -35,8 +40,10 @@ class ButcherTableau:
     b: Row
     c: Row
     b_embedded: Row | None = None
-    dense: tuple[Row, ...] | None = None  # P, shape (stages, degree)
+    dense: tuple[Row, ...] | None = None  # P, shape (stages + extra stages, degree)
     tol: float = 1e-13  # how exactly the coefficients satisfy the identities (decimal data)
+    b_embedded2: Row | None = None  # a second, lower-order embedded solution (DOP853's b̂₃)
+    extra: tuple[Row, ...] = ()  # interpolation stages: row k has stages + k entries (a over all earlier)
 
     def __post_init__(self) -> None:
         s = len(self.b)
@@ -58,12 +65,26 @@ class ButcherTableau:
                 )
             if abs(sum(self.b_embedded) - 1) > self.tol * 10:
                 raise InvalidArgumentError(f"tableau {self.name}: b_embedded", self.b_embedded, "sum 1")
+        if self.b_embedded2 is not None:
+            if self.b_embedded is None or len(self.b_embedded2) != s:
+                raise InvalidArgumentError(
+                    f"tableau {self.name}: b_embedded2", self.b_embedded2, f"{s} weights, with b_embedded"
+                )
+            if abs(sum(self.b_embedded2) - 1) > self.tol * 10:
+                raise InvalidArgumentError(f"tableau {self.name}: b_embedded2", self.b_embedded2, "sum 1")
+        for k, row in enumerate(self.extra):
+            if len(row) != s + k:
+                raise InvalidArgumentError(
+                    f"tableau {self.name}: extra[{k}]", len(row), f"{s + k} coefficients (all earlier stages)"
+                )
         if self.dense is not None:
             p = np.asarray(self.dense, dtype=np.float64)
-            if p.ndim != 2 or p.shape[0] != s:
-                raise InvalidArgumentError(f"tableau {self.name}: dense", p.shape, f"({s}, degree)")
-            # θ = 1 must reproduce the step: Σⱼ Pᵢⱼ = bᵢ.
-            if not np.allclose(p.sum(1), b, rtol=0, atol=self.tol * 100):
+            n = s + len(self.extra)
+            if p.ndim != 2 or p.shape[0] != n:
+                raise InvalidArgumentError(f"tableau {self.name}: dense", p.shape, f"({n}, degree)")
+            # θ = 1 must reproduce the step: Σⱼ Pᵢⱼ = bᵢ (and 0 for interpolation stages).
+            target = np.concatenate([b, np.zeros(len(self.extra))])
+            if not np.allclose(p.sum(1), target, rtol=0, atol=self.tol * 100):
                 raise InvalidArgumentError(f"tableau {self.name}: dense", "P", "rows summing to b (θ = 1)")
 
     # -- arrays -------------------------------------------------------------------------------------
@@ -78,6 +99,28 @@ class ButcherTableau:
     @cached_property
     def C(self) -> np.ndarray:
         return np.asarray(self.c, dtype=np.float64)
+
+    @cached_property
+    def A_dense(self) -> np.ndarray:
+        """``A`` extended by the interpolation stages (square, lower triangular)."""
+        s, n = self.stages, self.stages + len(self.extra)
+        out = np.zeros((n, n))
+        out[:s, :s] = self.A
+        for k, row in enumerate(self.extra):
+            out[s + k, : s + k] = row
+        return out
+
+    @cached_property
+    def c_extra(self) -> tuple[float, ...]:
+        """Nodes of the interpolation stages (their rows' sums)."""
+        return tuple(float(sum(row)) for row in self.extra)
+
+    @cached_property
+    def error_weights2(self) -> np.ndarray | None:
+        """``b − b̂₃`` of a pair with a second estimate (DOP853), else ``None``."""
+        if self.b_embedded2 is None:
+            return None
+        return self.B - np.asarray(self.b_embedded2, dtype=np.float64)
 
     @cached_property
     def error_weights(self) -> np.ndarray | None:
@@ -113,6 +156,20 @@ class ButcherTableau:
         return order_of(self.A, np.asarray(self.b_embedded, dtype=np.float64), tol=self.tol)
 
     @cached_property
+    def embedded2_order(self) -> int | None:
+        if self.b_embedded2 is None:
+            return None
+        return order_of(self.A, np.asarray(self.b_embedded2, dtype=np.float64), tol=self.tol)
+
+    @property
+    def error_exponent_order(self) -> int:
+        """``k`` of the step-size controller ``h ∝ ε^{−1/k}``: the order of the error estimate plus one;
+        for DOP853's combined estimate (``≈ ε₅²/ε₃ = O(h⁸)``) the method's order, as in Hairer's code."""
+        if self.b_embedded2 is not None:
+            return self.order
+        return (self.embedded_order or self.order - 1) + 1
+
+    @cached_property
     def symplectic(self) -> bool:
         """Cooper's condition ``bᵢ aᵢⱼ + bⱼ aⱼᵢ − bᵢ bⱼ = 0`` for all ``i, j``."""
         m = self.B[:, None] * self.A + (self.B[:, None] * self.A).T - np.outer(self.B, self.B)
@@ -129,7 +186,7 @@ class ButcherTableau:
             # The continuous extension of order q satisfies Σ bᵢ(θ)Φᵢ(τ) = θ^|τ| / γ(τ), i.e. the
             # tree conditions for the rescaled tableau (A/θ, b(θ)/θ).
             bt = (p * theta ** np.arange(1, p.shape[1] + 1)).sum(1)
-            q = order_of(self.A / theta, bt / theta, tol=self.tol * 100)
+            q = order_of(self.A_dense / theta, bt / theta, tol=self.tol * 100)
             best = q if best is None else min(best, q)
         return best
 

@@ -98,7 +98,33 @@ RK38 = ButcherTableau(
     c=(0.0, 1 / 3, 2 / 3, 1.0),
 )
 
+# Heun's third-order method (Heun 1900; Hairer–Nørsett–Wanner, Table II.1.1).
+HEUN3 = ButcherTableau(
+    "heun3",
+    a=((0.0, 0.0, 0.0), (1 / 3, 0.0, 0.0), (0.0, 2 / 3, 0.0)),
+    b=(1 / 4, 0.0, 3 / 4),
+    c=(0.0, 1 / 3, 2 / 3),
+)
+
 # --- embedded pairs ----------------------------------------------------------------------------
+
+# Heun–Euler 2(1): Heun's trapezoid step with the Euler step as the embedded estimate.
+HEUN_EULER = ButcherTableau(
+    "heun_euler",
+    a=((0.0, 0.0), (1.0, 0.0)),
+    b=(0.5, 0.5),
+    c=(0.0, 1.0),
+    b_embedded=(1.0, 0.0),
+)
+
+# Fehlberg's RK1(2) (NASA TR R-315, 1969), propagating the second-order solution.
+FEHLBERG2 = ButcherTableau(
+    "fehlberg2",
+    a=((0.0, 0.0, 0.0), (0.5, 0.0, 0.0), (1 / 256, 255 / 256, 0.0)),
+    b=(1 / 512, 255 / 256, 1 / 512),
+    c=(0.0, 0.5, 1.0),
+    b_embedded=(1 / 256, 255 / 256, 0.0),
+)
 
 # Bogacki & Shampine, Appl. Math. Lett. 2, 321 (1989): order 3 with an order-2 estimate, FSAL.
 _BS3_B = (2 / 9, 1 / 3, 4 / 9, 0.0)
@@ -233,4 +259,24 @@ GL6 = ButcherTableau(
     c=(0.5 - _S15 / 10, 0.5, 0.5 + _S15 / 10),
 )
 
-ALL = (EULER, MIDPOINT, HEUN, RK4, RK38, BOSH3, DOPRI5, TSIT5, IMPLICIT_MIDPOINT, GL4, GL6)
+from .tableaux_high_order import DOP853, VERN7, VERN9  # noqa: E402 - data module, after the helpers
+
+ALL = (
+    EULER,
+    MIDPOINT,
+    HEUN,
+    HEUN3,
+    RK4,
+    RK38,
+    HEUN_EULER,
+    FEHLBERG2,
+    BOSH3,
+    DOPRI5,
+    TSIT5,
+    VERN7,
+    DOP853,
+    VERN9,
+    IMPLICIT_MIDPOINT,
+    GL4,
+    GL6,
+)

@@ -24,6 +24,9 @@ DTS = {
     4: [0.1, 0.05, 0.025, 0.0125],
     5: [0.05, 0.025, 0.0125, 0.00625],
     6: [0.2, 0.1, 0.05, 0.025],
+    7: [0.5, 0.25, 0.125, 0.0625],
+    8: [1 / 4, 1 / 6, 1 / 8, 1 / 10],
+    9: [1 / 4, 1 / 6, 1 / 8, 1 / 10],
 }
 
 
@@ -44,10 +47,13 @@ def observed_order(method: str) -> float:
 @pytest.mark.parametrize("method", list_methods())
 def test_convergence_order_matches_the_declared_order(method):
     slope = observed_order(method)
-    assert abs(slope - get_method(method).order) <= 0.3, slope
+    order = get_method(method).order
+    # Orders ≥ 7 run from coarse steps to round-off within two decades of dt, where the leading error
+    # term is not yet alone: a wider band, still far from the next order down or up.
+    assert abs(slope - order) <= (0.3 if order <= 6 else 0.75), slope
 
 
-@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "vern7", "dop853", "vern9"])
 def test_adaptive_solution_agrees_with_scipy_dop853_at_tight_tolerance(method):
     from scipy.integrate import solve_ivp
 
@@ -97,6 +103,54 @@ def test_dense_output_error_is_fourth_order_in_the_step(method):
         errs.append((sol.ys[0, 1] - osc.flow(0.37 * h, y0[0])).abs().max().item())
     rates = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
     assert all(r > 4.5 for r in rates), rates
+
+
+@pytest.mark.parametrize(("method", "order"), [("dop853", 7), ("vern7", 6), ("vern9", 9)])
+def test_high_order_dense_output_keeps_its_order_inside_a_step(method, order):
+    # One step of a nonlinear orbit, interpolated at θ = 0.37: the interpolant's local error is
+    # O(h^(q+1)), so halving h divides it by ≥ 2^(q+1) (up to pre-asymptotic noise).
+    f = S.vector_field(KEPLER)
+    errs = []
+    for h in (0.8, 0.4, 0.2):
+        ts = torch.tensor([0.0, 0.37 * h, h])
+        sol = solve(f, Y0_KEPLER, ts, method, adaptive=True, dt0=h, rtol=1e3, atol=1e3)
+        assert int(sol.stats["steps"]) == 1
+        errs.append((sol.ys[0, 1] - KEPLER.flow(0.37 * h, Y0_KEPLER[0])).abs().max().item())
+    rates = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
+    assert all(r > order + 0.5 for r in rates), (rates, errs)
+
+
+def test_high_order_pairs_need_far_fewer_evaluations_than_dopri5_on_an_eccentric_orbit():
+    # Kepler, e = 0.9, one period at rtol 1e-12: the 8th/9th-order pairs reach the same accuracy
+    # with at least 3x fewer evaluations of f (benchmarks/bench_simulate.py runs ten periods).
+    e = 0.9
+    y0 = torch.tensor([[1 - e, 0.0, 0.0, math.sqrt((1 + e) / (1 - e))]], dtype=torch.float64)
+    ts = torch.tensor([0.0, 2 * math.pi], dtype=torch.float64)
+    exact = KEPLER.flow(2 * math.pi, y0)
+    f = S.vector_field(KEPLER)
+    runs = {}
+    for method in ("dopri5", "dop853", "vern9"):
+        sol = solve(f, y0, ts, method, rtol=1e-12, atol=1e-14)
+        runs[method] = (int(sol.stats["nfev"]), (sol.ys[:, -1] - exact).norm().item() / exact.norm().item())
+    nfev5, err5 = runs["dopri5"]
+    for method in ("dop853", "vern9"):
+        nfev, err = runs[method]
+        assert nfev * 3 <= nfev5, runs
+        assert err <= 3 * err5, runs
+
+
+def test_compensated_adaptive_solves_keep_increments_below_half_an_ulp():
+    # y' = 1e-17: every increment is below half an ulp of y = 1, so plain y + δ never moves; the
+    # compensated sum carries the lost bits and arrives at 1 + 1000·1e-17.
+    def tiny(t, y):
+        return torch.full_like(y, 1e-17)
+
+    y0, ts = torch.ones(1, 1), torch.tensor([0.0, 1000.0])
+    kw = {"rtol": 1e-12, "atol": 1e-14, "dt0": 1.0, "dt_max": 1.0}
+    plain = solve(tiny, y0, ts, "dop853", **kw).ys[0, -1, 0].item()
+    kahan = solve(tiny, y0, ts, "dop853", compensated=True, **kw).ys[0, -1, 0].item()
+    assert plain == 1.0
+    assert kahan == pytest.approx(1.0 + 1e-14, abs=2e-16)
 
 
 @pytest.mark.parametrize("method", ["rk4", "dopri5", "gl4", "verlet"])

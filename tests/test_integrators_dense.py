@@ -36,8 +36,11 @@ DT = 0.01
 def options(name: str) -> dict:
     if not get_method(name).adaptive:
         return {"dt": DT}
-    # bosh3 is third order: 1e-10 would take ~10⁴ steps per sample.
-    return {"rtol": 1e-8, "atol": 1e-10} if name == "bosh3" else {"rtol": 1e-10, "atol": 1e-12}
+    # Low orders at 1e-10 would take ~10⁴ (third order) to ~10⁵ (second) steps per sample.
+    order = get_method(name).order
+    if order <= 2:
+        return {"rtol": 1e-7, "atol": 1e-9}
+    return {"rtol": 1e-8, "atol": 1e-10} if order == 3 else {"rtol": 1e-10, "atol": 1e-12}
 
 
 def grid(kind: str, direction: int, b: int, gen: torch.Generator) -> torch.Tensor:
@@ -77,8 +80,10 @@ def test_evaluate_follows_the_exact_flow_between_output_times(method, kind, dire
     else:
         interp = 1e-10  # order-4 extension at rtol 1e-10 (steps ~0.03)
     assert err <= 2 * own + interp, (method, err, own, interp)
-    # At the output times the interpolant is the solution itself.
-    torch.testing.assert_close(sol.evaluate(ts), sol.ys, rtol=1e-13, atol=1e-13)
+    # At the output times the interpolant is the solution itself (to round-off: Verner's order-9
+    # extension sums 26 stages with coefficients in the hundreds, ~2e-13 at θ = 1).
+    tol = 1e-12 if get_method(method).order >= 9 else 1e-13
+    torch.testing.assert_close(sol.evaluate(ts), sol.ys, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize(("method", "kind", "order"), [("gl6", "hermite", 4), ("dopri5", "rk", 5)])

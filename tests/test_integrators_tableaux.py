@@ -13,11 +13,17 @@ EXPECTED = {  # (order, embedded order, explicit, fsal, symplectic) from the lit
     "euler": (1, None, True, False, False),
     "midpoint": (2, None, True, False, False),
     "heun": (2, None, True, False, False),
+    "heun3": (3, None, True, False, False),
+    "heun_euler": (2, 1, True, False, False),
+    "fehlberg2": (2, 1, True, False, False),
     "rk4": (4, None, True, False, False),
     "rk38": (4, None, True, False, False),
     "bosh3": (3, 2, True, True, False),
     "dopri5": (5, 4, True, True, False),
     "tsit5": (5, 4, True, True, False),
+    "vern7": (7, 6, True, True, False),
+    "dop853": (8, 5, True, True, False),
+    "vern9": (9, 8, True, True, False),
     "implicit_midpoint": (2, None, False, False, True),
     "gl4": (4, None, False, False, True),
     "gl6": (6, None, False, False, True),
@@ -65,6 +71,59 @@ def test_dopri5_and_bosh3_coefficients_agree_with_scipy():
     np.testing.assert_allclose(np.asarray(tb.DOPRI5.dense), RK45.P, atol=1e-14)
 
 
+def test_high_order_pairs_have_their_published_second_estimate_and_dense_output_orders():
+    assert tb.DOP853.embedded2_order == 3  # Hairer's 8(5,3)
+    assert tb.DOP853.error_exponent_order == 8  # his step control uses ε^(1/8)
+    assert tb.DOP853.dense_order == 7
+    assert tb.VERN9.dense_order == 9
+    # Verner's published 7(6) interpolant meets the order-6 conditions to round-off and the order-7
+    # ones to ~1e-7 (not to round-off), so its computed dense order is 6.
+    assert tb.VERN7.dense_order == 6
+    for tab, stages, extra in ((tb.DOP853, 13, 3), (tb.VERN7, 11, 5), (tb.VERN9, 17, 9)):
+        assert (tab.stages, len(tab.extra)) == (stages, extra)
+        assert tab.fsal  # the last stage is f(t + h, y₁), reused by the next step
+        np.testing.assert_allclose(np.asarray(tab.dense).sum(1)[:stages], tab.B, atol=1e-12)
+
+
+def test_dop853_coefficients_and_dense_output_agree_with_scipy():
+    from scipy.integrate import solve_ivp
+    from scipy.integrate._ivp import dop853_coefficients as ref
+
+    tab = tb.DOP853
+    np.testing.assert_allclose(tab.A[:12, :12], ref.A[:12, :12], atol=1e-15, rtol=1e-15)
+    np.testing.assert_allclose(tab.B[:12], ref.B, atol=1e-15, rtol=1e-15)
+    np.testing.assert_allclose(tab.C, ref.C[:13], atol=1e-15)
+    np.testing.assert_allclose(tab.error_weights, ref.E5, atol=1e-15)
+    np.testing.assert_allclose(tab.error_weights2, ref.E3, atol=1e-15)
+    np.testing.assert_allclose(tab.A_dense[13:16, :16], ref.A[13:16, :16], atol=1e-15)
+    # One step of SciPy's DOP853 and its dense output, against ours from the same stages.
+    import torch
+
+    from symflow.integrators.explicit import ExplicitRK
+
+    def f(t, y):
+        return np.array([y[1], -np.sin(y[0]) + 0.1 * t])
+
+    y0, h = np.array([1.0, 0.3]), 0.4
+    sol = solve_ivp(
+        f, (0.0, h), y0, method="DOP853", first_step=h, max_step=h, rtol=1.0, atol=1.0, dense_output=True
+    )
+    assert sol.t[-1] == h and len(sol.t) == 2  # exactly one step
+    rk = ExplicitRK(tab)
+
+    def ft(t, y):
+        return torch.stack([y[:, 1], -torch.sin(y[:, 0]) + 0.1 * t.reshape(-1)], -1)
+
+    yt = torch.from_numpy(y0).reshape(1, 2)
+    ht, t0 = torch.tensor([h], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    ks = rk.stage_values(ft, t0, yt, ht)
+    np.testing.assert_allclose((yt + rk.increment(ht, ks))[0].numpy(), sol.y[:, -1], atol=1e-15, rtol=1e-14)
+    full = rk.dense_stages(ft, t0, yt, ht, ks)
+    for theta in (0.1, 0.37, 0.8):
+        ours = rk.interpolate(yt, ht, full, torch.tensor([theta], dtype=torch.float64))[0].numpy()
+        np.testing.assert_allclose(ours, sol.sol(theta * h), atol=1e-13, rtol=0)  # expanded vs nested form
+
+
 def test_invalid_tableaux_are_refused_on_construction():
     with pytest.raises(InvalidArgumentError, match="row sums"):
         ButcherTableau("bad", a=((0.0, 0.0), (0.5, 0.0)), b=(0.5, 0.5), c=(0.0, 1.0))
@@ -92,6 +151,9 @@ def test_method_registry_exposes_every_family_and_computed_orders():
         "dopri5",
         "bosh3",
         "tsit5",
+        "dop853",
+        "vern7",
+        "vern9",
         "implicit_midpoint",
         "gl4",
         "gl6",
