@@ -7,17 +7,25 @@
 * **Batches** come from a ``DistributedSampler`` (``num_replicas`` = world size, one shard per rank,
   also in a single process). A step's batch is a pure function of ``(seed, epoch, position)``, so a
   resumed run sees the same batches as an uninterrupted one, bit for bit.
-* **Objective**: :class:`TrajectoryObjective` (masked MSE after integrating each window from its
-  first observation with its own times); gradients by the continuous adjoint by default.
-* **Loop**: :class:`symflow.training.Trainer` (Adam, cosine schedule, progress bar, JSON metrics,
-  periodic + Ctrl-C checkpoints, divergence stop). Under ``torchrun`` the objective is wrapped in
-  ``DistributedDataParallel`` and only rank 0 writes.
+* **Phases**: an optional secant warm start (:mod:`.warm_start`); ``steps`` Adam steps on
+  :class:`TrajectoryObjective` (masked MSE after integrating random windows from their first
+  observation with their own times; gradients by the continuous adjoint by default); then
+  ``lbfgs_steps`` full-batch L-BFGS steps (``lbfgs_iterations`` iterations each) on
+  :class:`~.pairs.PairObjective`, the one-step error of every consecutive pair of observations.
+  Validation always scores the pair objective on the validation trajectories (deterministic; with
+  observation noise σ its floor is about 2σ²).
+* **Loop**: :class:`symflow.training.Trainer` (progress bar, JSON metrics, periodic + Ctrl-C
+  checkpoints, divergence stop) with :class:`~symflow.learners.optim.AdamThenLBFGS`. Under
+  ``torchrun`` both objectives are wrapped in one ``DistributedDataParallel``, every rank holds its
+  shard of trajectories, and only rank 0 writes; in the L-BFGS phase the loss value is averaged over
+  ranks as well as the gradient, so every rank takes the same line-search decisions.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +42,7 @@ from . import distributed as D
 from .evaluate import evaluate_discovery
 from .models import MODELS, build_model
 from .objective import TrajectoryObjective
+from .pairs import PairObjective
 
 Tensor = torch.Tensor
 
@@ -71,15 +80,40 @@ class NodeConfig:
     y_key: str | None = None
     mask_key: str | None = None
     warm_start_steps: int = 0  # secant-slope fit before the adjoint objective (warm_start.py)
+    lbfgs_steps: int = 0  # full-batch L-BFGS steps on the pair objective after the Adam steps (pairs.py)
+    lbfgs_iterations: int = 10  # L-BFGS iterations per step (a step is the unit of logs and checkpoints)
+    collocation_gap: float | None = None  # pairs: Hermite–Simpson up to this gap (None: 0.8 / data rate)
+    shot_dt: float | None = None  # pairs: largest RK4 step of a shot (None: 0.5 / data rate)
     input_scale: float = 1.0  # HNN: H_θ(y) = MLP(s·y)
+    time_dependent: bool = False  # mlp / anode: f_θ(t, y) sees the time
+    augment_dim: int = 1  # anode: extra dimensions p of the lifted state
+    lift: str = "zeros"  # anode: z0 = (x0, 0) ("zeros") or a learned A x0 + a ("linear")
+    projection: str = "slice"  # anode: x = first d components ("slice") or a learned B z + b ("linear")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> NodeConfig:
         MODELS.get(self.model)
-        for name in ("steps", "batch_size", "window", "val_every", "checkpoint_every", "log_every"):
+        names = ("batch_size", "window", "val_every", "checkpoint_every", "log_every", "lbfgs_iterations")
+        for name in names:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InvalidArgumentError(name, v, "a positive integer")
+        for name in ("steps", "lbfgs_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidArgumentError(name, v, "a non-negative integer")
+        if self.steps + self.lbfgs_steps < 1:
+            raise InvalidArgumentError(
+                "steps", self.steps, "at least one Adam step (steps) or L-BFGS step (lbfgs_steps)"
+            )
+        for name in ("collocation_gap", "shot_dt"):
+            v = getattr(self, name)
+            ok = v is None or (
+                not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+            )
+            if not ok or (name == "shot_dt" and v == 0):
+                what = "a positive step" if name == "shot_dt" else "a gap ≥ 0 (0: shoot every pair)"
+                raise InvalidArgumentError(name, v, f"None (scaled to the data) or {what}")
         if self.window < 2:
             raise InvalidArgumentError(
                 "window", self.window, "at least 2 observations (a start and a target)"
@@ -93,6 +127,23 @@ class NodeConfig:
         w = self.warm_start_steps
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
             raise InvalidArgumentError("warm_start_steps", w, "a non-negative integer (0: no warm start)")
+        name = MODELS.canonical(self.model)
+        if self.time_dependent and name not in ("mlp", "anode"):
+            raise InvalidArgumentError(
+                "time_dependent", self.time_dependent, f"False for model {name!r} (only mlp and anode take t)"
+            )
+        if name == "anode":
+            a = self.augment_dim
+            if isinstance(a, bool) or not isinstance(a, int) or a < 1:
+                raise InvalidArgumentError("augment_dim", a, "a positive integer (extra dimensions)")
+            if self.lift not in ("zeros", "linear"):
+                raise InvalidArgumentError("lift", self.lift, "'zeros' or 'linear'")
+            if self.projection not in ("slice", "linear"):
+                raise InvalidArgumentError("projection", self.projection, "'slice' or 'linear'")
+            if w > 0:
+                raise InvalidArgumentError(
+                    "warm_start_steps", w, "0 for model 'anode' (secant slopes live in the observed space)"
+                )
         return self
 
     @property
@@ -105,9 +156,14 @@ def model_kwargs(cfg: NodeConfig | dict[str, Any]) -> dict[str, Any]:
     checkpoint is loaded back into, so training and loading can never build different models)."""
     c = dataclasses.asdict(cfg) if isinstance(cfg, NodeConfig) else dict(cfg)
     kw: dict[str, Any] = {"width": c["width"], "depth": c["depth"], "activation": c["activation"]}
-    if MODELS.canonical(c["model"]) == "hnn":
+    name = MODELS.canonical(c["model"])
+    if name == "hnn":
         kw["gradient"] = c.get("gradient", "autodiff")
         kw["input_scale"] = c.get("input_scale", 1.0)  # runs from before the option: 1
+    if name in ("mlp", "anode"):
+        kw["time_dependent"] = bool(c.get("time_dependent", False))  # runs from before the option
+    if name == "anode":
+        kw.update(augment_dim=c["augment_dim"], lift=c["lift"], projection=c["projection"])
     return kw
 
 
@@ -191,6 +247,8 @@ def train_node(
 
 
 def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
+    from symflow.learners.optim import AdamThenLBFGS
+
     seed_everything(cfg.seed)
     probe, train_ds, val_ds = _datasets(cfg)
     dim = probe.dim
@@ -199,18 +257,33 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     objective = TrajectoryObjective(
         model, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, dt=cfg.dt, adjoint=adjoint
     )
+    pairs = _pair_objective(cfg, model, train_ds, info, shard=True) if cfg.lbfgs_steps > 0 else None
     warm = None
     if cfg.warm_start_steps > 0 and not resume:
         # Before DDP wraps the model: every rank runs the same seeded fit on the same training
         # trajectories, so the ranks start from identical weights.
         warm = _warm_start(cfg, train_ds, model, info)
-    wrapped = objective
+    both = _Objectives(objective, pairs)
+    wrapped: torch.nn.Module = both
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        wrapped = DDP(objective, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=cfg.lr * 0.01)
+        # Plain autograd through the pair objective leaves parameters that do not enter the field (an
+        # HNN's output bias) without a gradient, which DDP must be told to expect.
+        wrapped = DDP(
+            both,
+            device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+            find_unused_parameters=pairs is not None,
+        )
+    optimizer = AdamThenLBFGS(
+        model.parameters(),
+        adam_steps=cfg.steps,
+        lr=cfg.lr,
+        lr_final=cfg.lr * 0.01,
+        lbfgs_iterations=cfg.lbfgs_iterations,
+    )
+    for group in optimizer.adam.param_groups:  # AdamThenLBFGS has no weight-decay argument of its own
+        group["weight_decay"] = cfg.weight_decay
     run = RunDirectory(out, resume=resume, overwrite=overwrite, is_main=info.is_main)
     config = {
         "learner": "node",
@@ -225,8 +298,7 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         run,
         model,
         optimizer,
-        scheduler=scheduler,
-        steps=cfg.steps,
+        steps=cfg.steps + cfg.lbfgs_steps,
         config=config,
         checkpoint_every=cfg.checkpoint_every,
         log_every=cfg.log_every,
@@ -239,20 +311,30 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         trainer.restore(map_location=info.device)
     batches = _Batches(train_ds, cfg.batch_size, info, cfg.seed)
 
+    def pair_loss() -> Tensor:
+        local = wrapped()
+        if not info.distributed:
+            return local
+        # The value L-BFGS sees is the mean over ranks (its line search must decide the same way on
+        # every rank); the gradient is DDP's average of the ranks' gradients.
+        mean = torch.tensor(D.all_mean(float(local.detach()), info), dtype=local.dtype, device=local.device)
+        return local + (mean - local.detach())
+
     def loss_fn(step: int) -> dict[str, Any]:
-        b = batches(step).to(info.device, cfg.torch_dtype)
-        return {"loss": wrapped(b.ts, b.ys, b.mask)}
+        if step < cfg.steps:
+            b = batches(step).to(info.device, cfg.torch_dtype)
+            return {"loss": wrapped(b.ts, b.ys, b.mask)}
+        trainer.grad_clip = None  # L-BFGS needs the exact gradient of the loss it line-searches
+        loss = pair_loss()
+        optimizer.set_closure(pair_loss, loss)
+        return {"loss": loss}
 
     validate = None
     if val_ds is not None:
-        from symflow.data import collate_trajectories
-
-        val_batch = collate_trajectories([val_ds[i] for i in range(len(val_ds))]).to(
-            info.device, cfg.torch_dtype
-        )
+        val_pairs = _pair_objective(cfg, model, val_ds, info, shard=False)
 
         def validate() -> dict[str, float]:
-            return {"loss": D.all_mean(float(objective(val_batch.ts, val_batch.ys, val_batch.mask)), info)}
+            return {"loss": float(val_pairs())}
 
     started = time.perf_counter()
     last = trainer.fit(loss_fn, validate=validate, validate_every=cfg.val_every, stop_at=stop_at)
@@ -265,6 +347,8 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     }
     if warm is not None:
         summary["warm_start"] = warm
+    if pairs is not None and info.is_main:
+        summary["pair_objective"] = {**pairs.describe(), "integration_check": pairs.integration_check()}
     system = probe.attrs.get("system")
     if evaluate and info.is_main and isinstance(system, str) and system not in ("", "unknown"):
         from symflow.systems import get_system
@@ -277,16 +361,44 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     return summary
 
 
-def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
-    from symflow.data import TrajectoryDataset, collate_trajectories
+class _Objectives(torch.nn.Module):
+    """Both objectives behind one module, so one ``DistributedDataParallel`` wraps them: called with a
+    batch ``(ts, ys, mask)`` it is the window objective, without arguments the pair objective."""
 
-    from .warm_start import warm_start
+    def __init__(self, windows: TrajectoryObjective, pairs: PairObjective | None) -> None:
+        super().__init__()
+        self.windows = windows
+        self.pairs = pairs
+
+    def forward(self, *batch: Tensor) -> Tensor:
+        if batch:
+            return self.windows(*batch)
+        if self.pairs is None:
+            raise RuntimeError("no pair objective: lbfgs_steps is 0")
+        return self.pairs()
+
+
+def _whole_trajectories(cfg: NodeConfig, ds: Any, indices: Any, info: D.DistInfo):
+    from symflow.data import TrajectoryDataset, collate_trajectories
 
     keys = {"t_key": cfg.t_key, "y_key": cfg.y_key, "mask_key": cfg.mask_key}
     whole = TrajectoryDataset(
-        cfg.data, indices=train_ds.indices, window=None, dtype=cfg.torch_dtype, check=False, **keys
+        cfg.data, indices=indices, window=None, dtype=cfg.torch_dtype, check=False, **keys
     )
-    batch = collate_trajectories([whole[i] for i in range(len(whole))]).to(info.device, cfg.torch_dtype)
+    return collate_trajectories([whole[i] for i in range(len(whole))]).to(info.device, cfg.torch_dtype)
+
+
+def _pair_objective(cfg: NodeConfig, model: torch.nn.Module, ds: Any, info: D.DistInfo, *, shard: bool):
+    """The pair objective of ``ds``'s trajectories (with ``shard``: this rank's share of them)."""
+    indices = ds.indices[info.rank :: info.world_size] if shard and info.distributed else ds.indices
+    b = _whole_trajectories(cfg, ds, indices, info)
+    return PairObjective(model, b.ts, b.ys, b.mask, collocation_gap=cfg.collocation_gap, shot_dt=cfg.shot_dt)
+
+
+def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
+    from .warm_start import warm_start
+
+    batch = _whole_trajectories(cfg, train_ds, train_ds.indices, info)
     started = time.perf_counter()
     try:
         out = warm_start(
