@@ -38,7 +38,7 @@ CONFIG: dict[str, Any] = dict(
     input_scale=3.0,
     warm_start_steps=2000,
     steps=0,
-    lbfgs_steps=60,
+    lbfgs_steps=80,
     lbfgs_iterations=10,
 )
 
