@@ -392,7 +392,12 @@ def _pair_objective(cfg: NodeConfig, model: torch.nn.Module, ds: Any, info: D.Di
     """The pair objective of ``ds``'s trajectories (with ``shard``: this rank's share of them)."""
     indices = ds.indices[info.rank :: info.world_size] if shard and info.distributed else ds.indices
     b = _whole_trajectories(cfg, ds, indices, info)
-    return PairObjective(model, b.ts, b.ys, b.mask, collocation_gap=cfg.collocation_gap, shot_dt=cfg.shot_dt)
+    pairs = PairObjective(model, b.ts, b.ys, b.mask, collocation_gap=cfg.collocation_gap, shot_dt=cfg.shot_dt)
+    if pairs.pairs == 0 and shard and not info.distributed:
+        raise InvalidArgumentError(
+            "lbfgs_steps", cfg.lbfgs_steps, "0: no training trajectory has two consecutive observations"
+        )
+    return pairs
 
 
 def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
