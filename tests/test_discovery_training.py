@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from symflow.cli.main import main as cli_main
 from symflow.data import TrajectoryDataset, collate_trajectories, simulate
 from symflow.discovery import TrajectoryObjective, build_model
 from symflow.discovery.evaluate import evaluate_discovery
@@ -80,7 +81,7 @@ def test_a_run_writes_config_metrics_checkpoint_and_summary(hh_file, tmp_path):
     ],
     ids=["hnn", "time-dependent-mlp", "anode"],
 )
-def test_a_loaded_model_reproduces_the_evaluation_of_the_trained_one(hh_file, tmp_path, options):
+def test_a_loaded_model_reproduces_the_evaluation_of_the_trained_one(hh_file, tmp_path, options, capsys):
     # Every model option must survive the round trip through config.json (input_scale once did not).
     cfg = small_config(hh_file, **options)
     summary = train_node(cfg, tmp_path / "run", progress=False)
@@ -94,6 +95,10 @@ def test_a_loaded_model_reproduces_the_evaluation_of_the_trained_one(hh_file, tm
         assert model.time_dependent and model.net[0].in_features == 5
     else:
         assert model.augment_dim == 2 and model.lift_kind == "linear" and model.projection_kind == "linear"
+        # Its field lives in the lifted space: diagnose refuses it in one line instead of mis-shaping.
+        assert cli_main(["diagnose", str(tmp_path / "run"), "-o", str(tmp_path / "diag")]) == 1
+        err = capsys.readouterr().err
+        assert "anode" in err and "Traceback" not in err
 
 
 def test_lbfgs_steps_on_the_pair_objective_lower_it_and_are_recorded(hh_file, tmp_path):

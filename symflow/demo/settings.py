@@ -36,7 +36,7 @@ class DemoSettings:
     hnn_warm_start: int = 2000
     hnn_steps: int = 0
     hnn_lr: float = 3e-3
-    hnn_lbfgs: int = 40
+    hnn_lbfgs: int = 60
     hnn_lbfgs_iterations: int = 10
     hnn_method: str = "dopri5"
     hnn_rtol: float = 1e-8

@@ -122,6 +122,12 @@ def _node(
         args = attrs.get("system_args") or {}
         system = get_system(name, **(json.loads(args) if isinstance(args, str) else args))
     model = load_node(path)
+    if getattr(model, "augment_dim", 0):
+        raise RunDirectoryError(
+            f"{path}: an augmented neural ODE (model 'anode') has its field in R^(d+{model.augment_dim}), "
+            "not in phase space, so its energy, symplecticity and sections are not defined; evaluate it with "
+            "symflow.discovery.evaluate_discovery instead"
+        )
     spec = get_method(method or DEFAULT_FIELD_METHOD)
     options: dict[str, Any] = {}
     if spec.adaptive and dt is None:
