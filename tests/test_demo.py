@@ -25,7 +25,7 @@ def quick_demo(tmp_path_factory):
 def test_run_demo_logs_one_line_per_stage(tmp_path):
     lines: list[str] = []
     settings = QUICK.with_overrides(
-        hnn_steps=2, hnn_warm_start=2, sympflow_adam=2, sympflow_lbfgs=0, orbits=2
+        hnn_steps=2, hnn_lbfgs=1, hnn_warm_start=2, sympflow_adam=2, sympflow_lbfgs=0, orbits=2
     )
     result = run_demo(tmp_path, settings=settings, progress=False, parallel=False, log=lines.append)
     assert [line[:5] for line in lines[:5]] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
@@ -42,7 +42,7 @@ def test_quick_demo_writes_data_runs_figures_and_a_valid_report(quick_demo):
     validate_demo_report(report)
     assert set(report) == set(DEMO_KEYS)
     assert report["settings"]["trajectories"] == QUICK.trajectories
-    assert report["hnn"]["steps"] == QUICK.hnn_steps
+    assert report["hnn"]["steps"] == QUICK.hnn_steps + QUICK.hnn_lbfgs
     diag = report["diagnostics"]
     # The reference is Gauss–Legendre on the true system: symplectic and energy-conserving.
     assert diag["reference"]["max_defect"] < 1e-12

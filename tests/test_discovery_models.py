@@ -9,6 +9,7 @@ import torch
 
 import symflow.systems as S
 from symflow.discovery import (
+    AugmentedNeuralODE,
     HamiltonianNN,
     MLPVectorField,
     SeparableHamiltonianNN,
@@ -16,6 +17,7 @@ from symflow.discovery import (
     build_model,
     evaluate_discovery,
     fill_padded_times,
+    observed_solve,
 )
 from symflow.integrators import InvalidArgumentError, UnknownNameError, solve
 
@@ -73,6 +75,50 @@ def test_time_dependent_mlp_uses_the_time():
         m(torch.tensor(0.0, dtype=torch.float64), y), m(torch.tensor(1.0, dtype=torch.float64), y)
     )
     assert m(torch.zeros(4, dtype=torch.float64), y).shape == (4, 2)
+
+
+def _fit_the_reflection(model: torch.nn.Module, steps: int) -> tuple[float, float]:
+    """Adam on ``x ↦ −x`` for 64 points of [−1, 1], flow time 1 (RK4, backprop); returns (loss, bound)
+    with ``bound = mean(x²)``: the best any increasing map can do (isotonic regression of −x is the
+    constant 0), and every flow map of a 1-D ODE is increasing (trajectories cannot cross)."""
+    x = torch.linspace(-1, 1, 64, dtype=torch.float64).unsqueeze(-1)
+    ts = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss = torch.tensor(math.inf)
+    for _ in range(steps):
+        loss = (observed_solve(model, x, ts, "rk4", dt=0.1).ys[:, -1] + x).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach()), float(x.square().mean())
+
+
+def test_augmented_node_fits_the_1d_reflection_that_a_plain_node_cannot(one_thread):
+    torch.manual_seed(0)
+    plain, bound = _fit_the_reflection(MLPVectorField(1, width=16).double(), steps=100)
+    assert plain >= 0.99 * bound  # stuck at the crossing-trajectories bound
+    for lift, projection in (("zeros", "slice"), ("linear", "linear")):
+        torch.manual_seed(0)
+        model = AugmentedNeuralODE(1, 1, width=16, lift=lift, projection=projection).double()
+        loss, _ = _fit_the_reflection(model, steps=250)
+        assert loss < 1e-3 * bound, (lift, projection, loss)
+
+
+def test_augmented_node_starts_as_the_plain_embedding_and_checks_its_options():
+    torch.manual_seed(5)
+    m = AugmentedNeuralODE(2, 3, width=8, lift="linear", projection="linear").double()
+    x = torch.randn(4, 2, dtype=torch.float64)
+    z = m.lift(x)
+    assert z.shape == (4, 5)
+    torch.testing.assert_close(z, torch.cat([x, torch.zeros(4, 3, dtype=torch.float64)], -1))
+    torch.testing.assert_close(m.project(z), x)
+    sol = observed_solve(m, x, torch.linspace(0, 1, 3, dtype=torch.float64), "rk4", dt=0.1)
+    assert sol.ys.shape == (4, 3, 2)
+    torch.testing.assert_close(sol.ys[:, 0], x)
+    assert isinstance(build_model("augmented", 2, augment_dim=2), AugmentedNeuralODE)
+    for bad in ({"augment_dim": 0}, {"lift": "random"}, {"projection": "pca"}):
+        with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
+            AugmentedNeuralODE(2, **{"augment_dim": 1, **bad})
 
 
 def test_model_registry_and_input_errors():

@@ -59,12 +59,62 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="include the parameter accumulator in the adjoint's error norm",
     )
-    p.add_argument("--steps", type=int, default=d.steps, help="adjoint (trajectory-objective) steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=d.steps,
+        help="Adam steps on random windows (continuous adjoint); 0: none",
+    )
+    p.add_argument(
+        "--lbfgs-steps",
+        type=int,
+        default=d.lbfgs_steps,
+        help="then full-batch L-BFGS steps on the one-step error of every pair of observations (default 0)",
+    )
+    p.add_argument(
+        "--lbfgs-iterations",
+        type=int,
+        default=d.lbfgs_iterations,
+        help="L-BFGS iterations per step (default %(default)s)",
+    )
+    p.add_argument(
+        "--collocation-gap",
+        type=float,
+        default=d.collocation_gap,
+        help="pairs up to this gap use the Hermite–Simpson defect, longer ones an RK4 shot "
+        "(default: 0.8 / the data's rate; 0: shoot every pair)",
+    )
+    p.add_argument(
+        "--shot-dt",
+        type=float,
+        default=d.shot_dt,
+        help="largest RK4 step of a shot (default: 0.5 / the data's rate)",
+    )
     p.add_argument(
         "--input-scale",
         type=float,
         default=d.input_scale,
         help="HNN: H(y) = MLP(s·y); about 1/(typical |y|) puts the activations in their nonlinear range",
+    )
+    p.add_argument(
+        "--time-dependent",
+        action="store_true",
+        help="mlp/anode: the field f(t, y) also sees the time (non-autonomous systems)",
+    )
+    p.add_argument(
+        "--augment-dim", type=int, default=d.augment_dim, help="anode: extra dimensions (default %(default)s)"
+    )
+    p.add_argument(
+        "--lift",
+        default=d.lift,
+        choices=["zeros", "linear"],
+        help="anode: z0 = (x0, 0) or a learned A x0 + a (default %(default)s)",
+    )
+    p.add_argument(
+        "--projection",
+        default=d.projection,
+        choices=["slice", "linear"],
+        help="anode: x = the first d components of z or a learned B z + b (default %(default)s)",
     )
     p.add_argument(
         "--warm-start",
@@ -122,6 +172,14 @@ def run(args: argparse.Namespace) -> int:
         adjoint=args.adjoint,
         seminorm=args.seminorm,
         steps=args.steps,
+        lbfgs_steps=args.lbfgs_steps,
+        lbfgs_iterations=args.lbfgs_iterations,
+        collocation_gap=args.collocation_gap,
+        shot_dt=args.shot_dt,
+        time_dependent=args.time_dependent,
+        augment_dim=args.augment_dim,
+        lift=args.lift,
+        projection=args.projection,
         warm_start_steps=args.warm_start,
         input_scale=args.input_scale,
         batch_size=args.batch_size,

@@ -19,7 +19,7 @@ from symflow.diagnostics import FigureFile, ReportError
 from symflow.diagnostics.report import jsonable
 from symflow.training.checkpoint import atomic_write_text
 
-from .settings import DemoSettings
+from .settings import DemoSettings, hnn_plan
 
 SCHEMA = "symflow.demo_report"
 SCHEMA_VERSION = 1
@@ -189,7 +189,7 @@ def render_demo_markdown(r: dict[str, Any]) -> str:
         "",
         "| model | trained on | steps | fit | held-out test |",
         "| --- | --- | --- | --- | --- |",
-        f"| HNN (J∇H_θ, {s['hnn_width']}×{s['hnn_depth']} tanh), continuous adjoint | the noisy file | "
+        f"| HNN (J∇H_θ, {s['hnn_width']}×{s['hnn_depth']} tanh): {hnn_plan(s)} | the noisy file | "
         f"{h['steps']} | train loss {_g(h['train_loss'])}, val loss {_g(h['val_loss'])} | "
         f"{h['eval_samples']} new orbits to T = {_g(h['eval_t_end'])}: trajectory error median "
         f"{_pct(h['trajectory_rel_error_median'])} (max {_pct(h['trajectory_rel_error_max'])}), "

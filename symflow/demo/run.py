@@ -33,7 +33,7 @@ import torch
 from symflow.integrators import InvalidArgumentError
 from symflow.integrators.reprs import compact_repr
 
-from .settings import FULL, QUICK, DemoSettings
+from .settings import FULL, QUICK, DemoSettings, hnn_plan
 
 DATA_FILE = "data/henon_heiles_irregular.h5"
 HNN_RUN = "runs/hnn"
@@ -52,8 +52,8 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
             f"symflow train node --data {out}/{DATA_FILE} --model hnn --gradient explicit "
             f"--width {s.hnn_width} --depth {s.hnn_depth} --window {s.hnn_window} --batch-size {s.hnn_batch} "
             f"--lr {s.hnn_lr:g} --input-scale {s.hnn_input_scale:g} --warm-start {s.hnn_warm_start} "
-            f"--steps {s.hnn_steps} --seed {s.seed} "
-            f"--out {out}/{HNN_RUN}"
+            f"--steps {s.hnn_steps} --lbfgs-steps {s.hnn_lbfgs} --lbfgs-iterations {s.hnn_lbfgs_iterations} "
+            f"--seed {s.seed} --out {out}/{HNN_RUN}"
         ),
         "sympflow": (
             f"symflow train sympflow --system henon_heiles --dt 1 --energy-max {s.energy:.6g} "
@@ -166,19 +166,21 @@ def run_demo(
         batch_size=s.hnn_batch,
         lr=s.hnn_lr,
         steps=s.hnn_steps,
+        lbfgs_steps=s.hnn_lbfgs,
+        lbfgs_iterations=s.hnn_lbfgs_iterations,
         warm_start_steps=s.hnn_warm_start,
         input_scale=s.hnn_input_scale,
         seed=s.seed,
         device=device,
-        checkpoint_every=max(1, s.hnn_steps // 4),
-        val_every=max(1, s.hnn_steps // 4),
+        checkpoint_every=max(1, (s.hnn_steps + s.hnn_lbfgs) // 4),
+        val_every=max(1, (s.hnn_steps + s.hnn_lbfgs) // 4),
     )
     if parallel:
         # Two small models, each bound by per-operation overhead on one core: train them side by side,
         # SympFlow in a child process (one thread, no bar), the HNN here with its progress bar.
         done = stage(
             "training",
-            f"training the HNN ({s.hnn_steps} adjoint steps) and SympFlow "
+            f"training the HNN ({hnn_plan(s)}) and SympFlow "
             f"({s.sympflow_adam} Adam + {s.sympflow_lbfgs} L-BFGS steps) side by side",
         )
         threads = torch.get_num_threads()
@@ -194,7 +196,7 @@ def run_demo(
             torch.set_num_threads(threads)
         done()
     else:
-        done = stage("hnn", f"training the HNN with the continuous adjoint ({s.hnn_steps} steps)")
+        done = stage("hnn", f"training the HNN ({hnn_plan(s)})")
         hnn_summary = train_node(hnn_cfg, out / HNN_RUN, overwrite=True, progress=progress)
         done()
         done = stage(

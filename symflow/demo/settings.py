@@ -13,8 +13,10 @@ class DemoSettings:
     Data: ``trajectories`` Hénon–Heiles orbits (energies 0.02–0.12) observed at ``observations``
     uniformly random times in ``[0, t_end]`` each, with Gaussian noise ``noise``.
     HNN: a Hamiltonian neural network (``width`` × ``depth``, tanh), warm-started on secant slopes of the
-    data for ``hnn_warm_start`` steps, then trained for ``hnn_steps`` Adam steps on random
-    ``hnn_window``-observation windows with the continuous adjoint.
+    data for ``hnn_warm_start`` steps, then (optionally) ``hnn_steps`` Adam steps on random
+    ``hnn_window``-observation windows with the continuous adjoint, then ``hnn_lbfgs`` full-batch L-BFGS
+    steps (``hnn_lbfgs_iterations`` iterations each) on the one-step error of every consecutive pair of
+    observations (:class:`~symflow.discovery.pairs.PairObjective`).
     SympFlow: ``sympflow_layers`` layers of width ``sympflow_width`` on ``Ω = {H ≤ energy}``, ``Δt = 1``,
     ``sympflow_adam`` Adam then ``sympflow_lbfgs`` L-BFGS steps of Hamiltonian matching on the true H.
     Diagnostics: ``orbits`` orbits at energy ``energy`` followed to ``orbit_t_end`` by the Gauss–Legendre
@@ -26,14 +28,16 @@ class DemoSettings:
     t_end: float = 20.0
     observations: int = 50
     noise: float = 1e-3
-    hnn_width: int = 64
+    hnn_width: int = 32
     hnn_depth: int = 2
     hnn_window: int = 4
     hnn_batch: int = 64
     hnn_input_scale: float = 3.0
     hnn_warm_start: int = 2000
-    hnn_steps: int = 450
+    hnn_steps: int = 0
     hnn_lr: float = 3e-3
+    hnn_lbfgs: int = 60
+    hnn_lbfgs_iterations: int = 10
     hnn_method: str = "dopri5"
     hnn_rtol: float = 1e-8
     sympflow_layers: int = 4
@@ -64,7 +68,9 @@ QUICK = DemoSettings(
     hnn_width=16,
     hnn_batch=8,
     hnn_warm_start=50,
-    hnn_steps=8,
+    hnn_steps=4,
+    hnn_lbfgs=2,
+    hnn_lbfgs_iterations=3,
     sympflow_width=6,
     sympflow_layers=2,
     sympflow_adam=20,
@@ -74,3 +80,16 @@ QUICK = DemoSettings(
     reference_dt=0.2,
     samples=61,
 )
+
+
+def hnn_plan(s: DemoSettings | dict[str, Any]) -> str:
+    """The HNN's training phases in words, e.g. "2000 warm-start steps, 40×10 L-BFGS on pair errors"."""
+    get = s.get if isinstance(s, dict) else lambda k, d=None: getattr(s, k, d)
+    parts = []
+    if get("hnn_warm_start", 0):
+        parts.append(f"{get('hnn_warm_start')} warm-start steps")
+    if get("hnn_steps", 0):
+        parts.append(f"{get('hnn_steps')} adjoint steps")
+    if get("hnn_lbfgs", 0):
+        parts.append(f"{get('hnn_lbfgs')}×{get('hnn_lbfgs_iterations', 10)} L-BFGS on pair errors")
+    return ", ".join(parts) or "no training"

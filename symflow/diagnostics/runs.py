@@ -128,6 +128,12 @@ def _node(
         # Text that is not a JSON object is an error, never silently the default parameters.
         system = get_system(name, **system_args(attrs, path / "config.json"))
     model = load_node(path)
+    if getattr(model, "augment_dim", 0):
+        raise RunDirectoryError(
+            f"{path}: an augmented neural ODE (model 'anode') has its field in R^(d+{model.augment_dim}), "
+            "not in phase space, so its energy, symplecticity and sections are not defined; evaluate it with "
+            "symflow.discovery.evaluate_discovery instead"
+        )
     spec = get_method(method or DEFAULT_FIELD_METHOD)
     options: dict[str, Any] = {}
     if spec.adaptive and dt is None:

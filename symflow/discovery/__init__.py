@@ -6,11 +6,20 @@ comparison with the true system (:mod:`.evaluate`).
 """
 
 from .evaluate import evaluate_discovery
-from .models import MODELS, HamiltonianNN, MLPVectorField, SeparableHamiltonianNN, build_model
+from .models import (
+    MODELS,
+    AugmentedNeuralODE,
+    HamiltonianNN,
+    MLPVectorField,
+    SeparableHamiltonianNN,
+    build_model,
+    observed_solve,
+)
 from .objective import TrajectoryObjective, fill_padded_times
 
 __all__ = [
     "MODELS",
+    "AugmentedNeuralODE",
     "HamiltonianNN",
     "MLPVectorField",
     "SeparableHamiltonianNN",
@@ -18,4 +27,5 @@ __all__ = [
     "build_model",
     "evaluate_discovery",
     "fill_padded_times",
+    "observed_solve",
 ]

@@ -59,9 +59,13 @@ def teardown() -> None:
 
 
 def all_mean(value: float, info: DistInfo) -> float:
-    """Average a scalar over ranks (for logged metrics)."""
+    """Average a scalar over ranks (for logged metrics).
+
+    The buffer lives on this rank's device: NCCL reduces CUDA tensors only (a CPU tensor there fails
+    with "No backend type associated with device type cpu"), gloo reduces CPU tensors.
+    """
     if not info.distributed:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return float(t.item()) / info.world_size

@@ -21,6 +21,8 @@ from torch import nn
 from symflow.integrators import solve
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
+from .models import observed_solve
+
 Tensor = torch.Tensor
 
 
@@ -51,7 +53,7 @@ def evaluate_discovery(
         y0 = system.sample(n, seed=seed, energy=energy, dtype=dtype, device=device)
     ts = torch.linspace(0.0, t_end, n_times, dtype=dtype, device=device)
     truth = solve(vector_field(system), y0, ts, method, rtol=rtol, atol=atol).ys
-    pred = solve(model, y0, ts, method, rtol=rtol, atol=atol, throw=False)
+    pred = observed_solve(model, y0, ts, method, rtol=rtol, atol=atol, throw=False)
     ok = pred.success
     err = (pred.ys - truth).norm(dim=-1).amax(-1) / truth.norm(dim=-1).amax(-1)
     e0 = system.energy(y0)

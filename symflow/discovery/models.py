@@ -7,12 +7,18 @@
   apply to it directly.
 * :class:`SeparableHamiltonianNN`: ``H_θ = T_θ(p) + V_θ(q)``; exposes the separable pair as
   ``.split``, so explicit splittings (Verlet, Yoshida) integrate the learned system.
+* :class:`AugmentedNeuralODE`: the state ``x ∈ R^d`` is lifted to ``z = (x, 0)`` or ``A x + a`` in
+  ``R^{d+p}``, a field ``f_θ(t, z)`` is integrated there and read out by ``B z(t) + b`` (Dupont,
+  Doucet & Teh, *Augmented Neural ODEs*, NeurIPS 2019): maps that no flow of ``R^d`` can represent
+  (in 1-D, any map that is not increasing, e.g. ``x ↦ −x``) become reachable.
 
-Models are registered by name (``mlp``, ``hnn``, ``separable_hnn``) for the CLI and checkpoints.
+Models are registered by name (``mlp``, ``hnn``, ``separable_hnn``, ``anode``) for the CLI and
+checkpoints. :func:`observed_solve` integrates any of them and returns states in the observed space.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from symflow.integrators import Solution, solve
 from symflow.integrators.errors import InvalidArgumentError
 from symflow.integrators.fields import SplitField
 from symflow.integrators.registry import Registry
@@ -185,6 +192,81 @@ class SeparableHamiltonianNN(nn.Module):
         return torch.cat([self._drift(t, y[..., self.n :]), self._kick(t, y[..., : self.n])], dim=-1)
 
 
+class AugmentedNeuralODE(nn.Module):
+    """``x(t) = B z(t) + b`` with ``dz/dt = f_θ(t, z)``, ``z(0) = lift(x(0)) ∈ R^{d+p}``.
+
+    Args:
+        dim: observed state dimension ``d``.
+        augment_dim: extra dimensions ``p ≥ 1``.
+        lift: ``"zeros"`` (``z0 = (x0, 0)``, Dupont et al.) or ``"linear"`` (a learned ``A x0 + a``,
+            initialised to the zero lift).
+        projection: ``"slice"`` (the first ``d`` components of ``z``) or ``"linear"`` (a learned
+            ``B z + b``, initialised to the slice).
+        width, depth, activation, time_dependent: the field ``f_θ`` (:class:`MLPVectorField`).
+
+    ``forward(t, z)`` is the field on the augmented space, so any integrator solves it; use
+    :meth:`lift`, :meth:`project` or :func:`observed_solve` to go between the two spaces.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        augment_dim: int = 1,
+        width: int = 64,
+        depth: int = 2,
+        activation: str = "tanh",
+        time_dependent: bool = False,
+        lift: str = "zeros",
+        projection: str = "slice",
+    ) -> None:
+        super().__init__()
+        if isinstance(augment_dim, bool) or not isinstance(augment_dim, int) or augment_dim < 1:
+            raise InvalidArgumentError("augment_dim", augment_dim, "a positive integer (extra dimensions)")
+        if lift not in ("zeros", "linear"):
+            raise InvalidArgumentError("lift", lift, "'zeros' or 'linear'")
+        if projection not in ("slice", "linear"):
+            raise InvalidArgumentError("projection", projection, "'slice' or 'linear'")
+        self.dim, self.augment_dim = dim, augment_dim
+        self.lift_kind, self.projection_kind = lift, projection
+        self.field = MLPVectorField(dim + augment_dim, width, depth, activation, time_dependent)
+        embed = torch.eye(dim + augment_dim, dim)  # the zero lift x -> (x, 0)
+        if lift == "linear":
+            self.lift_map = nn.Linear(dim, dim + augment_dim)
+            with torch.no_grad():
+                self.lift_map.weight.copy_(embed)
+                self.lift_map.bias.zero_()
+        if projection == "linear":
+            self.project_map = nn.Linear(dim + augment_dim, dim)
+            with torch.no_grad():
+                self.project_map.weight.copy_(embed.T)
+                self.project_map.bias.zero_()
+
+    def lift(self, x: Tensor) -> Tensor:
+        """``(..., d) → (..., d + p)``."""
+        if self.lift_kind == "linear":
+            return self.lift_map(x)
+        return torch.cat([x, x.new_zeros(*x.shape[:-1], self.augment_dim)], dim=-1)
+
+    def project(self, z: Tensor) -> Tensor:
+        """``(..., d + p) → (..., d)``."""
+        if self.projection_kind == "linear":
+            return self.project_map(z)
+        return z[..., : self.dim]
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        return self.field(t, z)
+
+
+def observed_solve(model: nn.Module, y0: Tensor, ts: Any, method: str = "dopri5", **kwargs: Any) -> Solution:
+    """:func:`~symflow.integrators.solve` for any discovery model, with ``ys`` in the observed space:
+    an augmented model is integrated from ``model.lift(y0)`` and its states are projected back; other
+    models are solved as they are. ``kwargs`` go to ``solve`` (tolerances, ``adjoint``, ...)."""
+    if isinstance(model, AugmentedNeuralODE):
+        sol = solve(model, model.lift(y0), ts, method, **kwargs)
+        return dataclasses.replace(sol, ys=model.project(sol.ys))
+    return solve(model, y0, ts, method, **kwargs)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -206,6 +288,11 @@ MODELS.register(
     "separable_hnn",
     ModelSpec("separable_hnn", SeparableHamiltonianNN, True, "separable HNN, H_θ = T_θ(p) + V_θ(q)"),
     aliases=("shnn", "separable"),
+)
+MODELS.register(
+    "anode",
+    ModelSpec("anode", AugmentedNeuralODE, False, "augmented neural ODE: lift, f_θ(t, z), project"),
+    aliases=("augmented", "augmented_node"),
 )
 
 

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from symflow.integrators import AdjointOptions, solve
+from symflow.integrators import AdjointOptions
+
+from .models import observed_solve
 
 Tensor = torch.Tensor
 
@@ -59,7 +61,7 @@ class TrajectoryObjective(nn.Module):
         self.adjoint = adjoint
 
     def predict(self, ts: Tensor, y0: Tensor) -> Tensor:
-        return solve(self.field, y0, ts, self.method, adjoint=self.adjoint, **self.solver).ys
+        return observed_solve(self.field, y0, ts, self.method, adjoint=self.adjoint, **self.solver).ys
 
     def forward(self, ts: Tensor, ys: Tensor, mask: Tensor) -> Tensor:
         ts = fill_padded_times(ts, mask)

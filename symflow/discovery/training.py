@@ -7,11 +7,18 @@
 * **Batches** come from a ``DistributedSampler`` (``num_replicas`` = world size, one shard per rank,
   also in a single process). A step's batch is a pure function of ``(seed, epoch, position)``, so a
   resumed run sees the same batches as an uninterrupted one, bit for bit.
-* **Objective**: :class:`TrajectoryObjective` (masked MSE after integrating each window from its
-  first observation with its own times); gradients by the continuous adjoint by default.
-* **Loop**: :class:`symflow.training.Trainer` (Adam, cosine schedule, progress bar, JSON metrics,
-  periodic + Ctrl-C checkpoints, divergence stop). Under ``torchrun`` the objective is wrapped in
-  ``DistributedDataParallel`` and only rank 0 writes.
+* **Phases**: an optional secant warm start (:mod:`.warm_start`); ``steps`` Adam steps on
+  :class:`TrajectoryObjective` (masked MSE after integrating random windows from their first
+  observation with their own times; gradients by the continuous adjoint by default); then
+  ``lbfgs_steps`` full-batch L-BFGS steps (``lbfgs_iterations`` iterations each) on
+  :class:`~.pairs.PairObjective`, the one-step error of every consecutive pair of observations.
+  Validation always scores the pair objective on the validation trajectories (deterministic; with
+  observation noise σ its floor is about 2σ²).
+* **Loop**: :class:`symflow.training.Trainer` (progress bar, JSON metrics, periodic + Ctrl-C
+  checkpoints, divergence stop) with :class:`~symflow.learners.optim.AdamThenLBFGS`. Under
+  ``torchrun`` both objectives are wrapped in one ``DistributedDataParallel``, every rank holds its
+  shard of trajectories, and only rank 0 writes; in the L-BFGS phase the loss value is averaged over
+  ranks as well as the gradient, so every rank takes the same line-search decisions.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from . import distributed as D
 from .evaluate import evaluate_discovery
 from .models import MODELS, build_model
 from .objective import TrajectoryObjective
+from .pairs import PairObjective
 
 Tensor = torch.Tensor
 
@@ -81,7 +89,15 @@ class NodeConfig:
     y_key: str | None = None
     mask_key: str | None = None
     warm_start_steps: int = 0  # secant-slope fit before the adjoint objective (warm_start.py)
+    lbfgs_steps: int = 0  # full-batch L-BFGS steps on the pair objective after the Adam steps (pairs.py)
+    lbfgs_iterations: int = 10  # L-BFGS iterations per step (a step is the unit of logs and checkpoints)
+    collocation_gap: float | None = None  # pairs: Hermite–Simpson up to this gap (None: 0.8 / data rate)
+    shot_dt: float | None = None  # pairs: largest RK4 step of a shot (None: 0.5 / data rate)
     input_scale: float = 1.0  # HNN: H_θ(y) = MLP(s·y)
+    time_dependent: bool = False  # mlp / anode: f_θ(t, y) sees the time
+    augment_dim: int = 1  # anode: extra dimensions p of the lifted state
+    lift: str = "zeros"  # anode: z0 = (x0, 0) ("zeros") or a learned A x0 + a ("linear")
+    projection: str = "slice"  # anode: x = first d components ("slice") or a learned B z + b ("linear")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> NodeConfig:
@@ -90,12 +106,35 @@ class NodeConfig:
         check_ranges(self, NODE_RANGES)
         get_method(self.method)
         check_device(self.device)
+        if self.steps + self.lbfgs_steps < 1:
+            raise InvalidArgumentError(
+                "steps", self.steps, "at least one Adam step (steps) or L-BFGS step (lbfgs_steps)"
+            )
         if self.window < 2:
             raise InvalidArgumentError(
                 "window", self.window, "at least 2 observations (a start and a target)"
             )
         if self.dtype not in ("float32", "float64"):
             raise InvalidArgumentError("dtype", self.dtype, "'float32' or 'float64'")
+        name = MODELS.canonical(self.model)
+        if self.time_dependent and name not in ("mlp", "anode"):
+            raise InvalidArgumentError(
+                "time_dependent", self.time_dependent, f"False for model {name!r} (only mlp and anode take t)"
+            )
+        if name == "anode":
+            a = self.augment_dim
+            if isinstance(a, bool) or not isinstance(a, int) or a < 1:
+                raise InvalidArgumentError("augment_dim", a, "a positive integer (extra dimensions)")
+            if self.lift not in ("zeros", "linear"):
+                raise InvalidArgumentError("lift", self.lift, "'zeros' or 'linear'")
+            if self.projection not in ("slice", "linear"):
+                raise InvalidArgumentError("projection", self.projection, "'slice' or 'linear'")
+            if self.warm_start_steps > 0:
+                raise InvalidArgumentError(
+                    "warm_start_steps",
+                    self.warm_start_steps,
+                    "0 for model 'anode' (secant slopes live in the observed space)",
+                )
         return self
 
     @property
@@ -111,7 +150,12 @@ NODE_RANGES = {
     "rtol": POSITIVE,
     "atol": POSITIVE,
     "dt": POSITIVE.or_none("the method's adaptive steps"),
-    "steps": POSITIVE_INT,
+    "steps": NON_NEGATIVE_INT,  # 0: L-BFGS only (at least one step of either, checked in validate)
+    "lbfgs_steps": NON_NEGATIVE_INT,
+    "lbfgs_iterations": POSITIVE_INT,
+    "collocation_gap": NON_NEGATIVE.or_none("0.8 / the data's rate; 0 shoots every pair"),
+    "shot_dt": POSITIVE.or_none("0.5 / the data's rate"),
+    "augment_dim": POSITIVE_INT,
     "batch_size": POSITIVE_INT,
     "window": POSITIVE_INT,
     "lr": POSITIVE,
@@ -135,9 +179,14 @@ def model_kwargs(cfg: NodeConfig | dict[str, Any]) -> dict[str, Any]:
     checkpoint is loaded back into, so training and loading can never build different models)."""
     c = dataclasses.asdict(cfg) if isinstance(cfg, NodeConfig) else dict(cfg)
     kw: dict[str, Any] = {"width": c["width"], "depth": c["depth"], "activation": c["activation"]}
-    if MODELS.canonical(c["model"]) == "hnn":
+    name = MODELS.canonical(c["model"])
+    if name == "hnn":
         kw["gradient"] = c.get("gradient", "autodiff")
         kw["input_scale"] = c.get("input_scale", 1.0)  # runs from before the option: 1
+    if name in ("mlp", "anode"):
+        kw["time_dependent"] = bool(c.get("time_dependent", False))  # runs from before the option
+    if name == "anode":
+        kw.update(augment_dim=c["augment_dim"], lift=c["lift"], projection=c["projection"])
     return kw
 
 
@@ -230,6 +279,8 @@ def train_node(
 
 
 def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
+    from symflow.learners.optim import AdamThenLBFGS
+
     seed_everything(cfg.seed)
     probe, train_ds, val_ds = _datasets(cfg)
     true_system = _true_system(cfg, probe.attrs) if evaluate and info.is_main else None
@@ -250,26 +301,40 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     }
     if resume:
         _check_resume(run, config)  # before config.json is rewritten: a refused resume keeps the old one
+    pairs = _pair_objective(cfg, model, train_ds, info, shard=True) if cfg.lbfgs_steps > 0 else None
     warm = None
     if cfg.warm_start_steps > 0 and not resume:
         # Before DDP wraps the model: every rank runs the same seeded fit on the same training
         # trajectories, so the ranks start from identical weights.
         warm = _warm_start(cfg, train_ds, model, info)
-    wrapped = objective
+    both = _Objectives(objective, pairs)
+    wrapped: torch.nn.Module = both
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        wrapped = DDP(objective, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps, eta_min=cfg.lr * 0.01)
+        # Plain autograd through the pair objective leaves parameters that do not enter the field (an
+        # HNN's output bias) without a gradient, which DDP must be told to expect.
+        wrapped = DDP(
+            both,
+            device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+            find_unused_parameters=pairs is not None,
+        )
+    optimizer = AdamThenLBFGS(
+        model.parameters(),
+        adam_steps=cfg.steps,
+        lr=cfg.lr,
+        lr_final=cfg.lr * 0.01,
+        lbfgs_iterations=cfg.lbfgs_iterations,
+    )
+    for group in optimizer.adam.param_groups:  # AdamThenLBFGS has no weight-decay argument of its own
+        group["weight_decay"] = cfg.weight_decay
     if info.is_main:
         run.write_json("config.json", config)
     trainer = Trainer(
         run,
         model,
         optimizer,
-        scheduler=scheduler,
-        steps=cfg.steps,
+        steps=cfg.steps + cfg.lbfgs_steps,
         config=config,
         checkpoint_every=cfg.checkpoint_every,
         log_every=cfg.log_every,
@@ -282,20 +347,30 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         trainer.restore(map_location=info.device)
     batches = _Batches(train_ds, cfg.batch_size, info, cfg.seed)
 
+    def pair_loss() -> Tensor:
+        local = wrapped()
+        if not info.distributed:
+            return local
+        # The value L-BFGS sees is the mean over ranks (its line search must decide the same way on
+        # every rank); the gradient is DDP's average of the ranks' gradients.
+        mean = torch.tensor(D.all_mean(float(local.detach()), info), dtype=local.dtype, device=local.device)
+        return local + (mean - local.detach())
+
     def loss_fn(step: int) -> dict[str, Any]:
-        b = batches(step).to(info.device, cfg.torch_dtype)
-        return {"loss": wrapped(b.ts, b.ys, b.mask)}
+        if step < cfg.steps:
+            b = batches(step).to(info.device, cfg.torch_dtype)
+            return {"loss": wrapped(b.ts, b.ys, b.mask)}
+        trainer.grad_clip = None  # L-BFGS needs the exact gradient of the loss it line-searches
+        loss = pair_loss()
+        optimizer.set_closure(pair_loss, loss)
+        return {"loss": loss}
 
     validate = None
     if val_ds is not None:
-        from symflow.data import collate_trajectories
-
-        val_batch = collate_trajectories([val_ds[i] for i in range(len(val_ds))]).to(
-            info.device, cfg.torch_dtype
-        )
+        val_pairs = _pair_objective(cfg, model, val_ds, info, shard=False)
 
         def validate() -> dict[str, float]:
-            return {"loss": D.all_mean(float(objective(val_batch.ts, val_batch.ys, val_batch.mask)), info)}
+            return {"loss": float(val_pairs())}
 
     started = time.perf_counter()
     last = trainer.fit(loss_fn, validate=validate, validate_every=cfg.val_every, stop_at=stop_at)
@@ -308,6 +383,8 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     }
     if warm is not None:
         summary["warm_start"] = warm
+    if pairs is not None and info.is_main:
+        summary["pair_objective"] = {**pairs.describe(), "integration_check": pairs.integration_check()}
     if true_system is not None:
         summary["evaluation"] = evaluate_discovery(model, true_system, t_end=10.0, seed=cfg.seed + 1000)
     if info.is_main:
@@ -356,16 +433,49 @@ def _check_resume(run: RunDirectory, config: dict[str, Any]) -> None:
         )
 
 
-def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
-    from symflow.data import TrajectoryDataset, collate_trajectories
+class _Objectives(torch.nn.Module):
+    """Both objectives behind one module, so one ``DistributedDataParallel`` wraps them: called with a
+    batch ``(ts, ys, mask)`` it is the window objective, without arguments the pair objective."""
 
-    from .warm_start import warm_start
+    def __init__(self, windows: TrajectoryObjective, pairs: PairObjective | None) -> None:
+        super().__init__()
+        self.windows = windows
+        self.pairs = pairs
+
+    def forward(self, *batch: Tensor) -> Tensor:
+        if batch:
+            return self.windows(*batch)
+        if self.pairs is None:
+            raise RuntimeError("no pair objective: lbfgs_steps is 0")
+        return self.pairs()
+
+
+def _whole_trajectories(cfg: NodeConfig, ds: Any, indices: Any, info: D.DistInfo):
+    from symflow.data import TrajectoryDataset, collate_trajectories
 
     keys = {"t_key": cfg.t_key, "y_key": cfg.y_key, "mask_key": cfg.mask_key}
     whole = TrajectoryDataset(
-        cfg.data, indices=train_ds.indices, window=None, dtype=cfg.torch_dtype, check=False, **keys
+        cfg.data, indices=indices, window=None, dtype=cfg.torch_dtype, check=False, **keys
     )
-    batch = collate_trajectories([whole[i] for i in range(len(whole))]).to(info.device, cfg.torch_dtype)
+    return collate_trajectories([whole[i] for i in range(len(whole))]).to(info.device, cfg.torch_dtype)
+
+
+def _pair_objective(cfg: NodeConfig, model: torch.nn.Module, ds: Any, info: D.DistInfo, *, shard: bool):
+    """The pair objective of ``ds``'s trajectories (with ``shard``: this rank's share of them)."""
+    indices = ds.indices[info.rank :: info.world_size] if shard and info.distributed else ds.indices
+    b = _whole_trajectories(cfg, ds, indices, info)
+    pairs = PairObjective(model, b.ts, b.ys, b.mask, collocation_gap=cfg.collocation_gap, shot_dt=cfg.shot_dt)
+    if pairs.pairs == 0 and shard and not info.distributed:
+        raise InvalidArgumentError(
+            "lbfgs_steps", cfg.lbfgs_steps, "0: no training trajectory has two consecutive observations"
+        )
+    return pairs
+
+
+def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.DistInfo) -> dict[str, Any]:
+    from .warm_start import warm_start
+
+    batch = _whole_trajectories(cfg, train_ds, train_ds.indices, info)
     started = time.perf_counter()
     try:
         out = warm_start(
