@@ -27,17 +27,11 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-from benchmarks.harness import RESULTS, write_result
 
 #: The authors' figures, measured by running their code on this machine (one thread), from the issue.
 PUBLISHED = {
@@ -70,7 +64,13 @@ def published_data(path: Path, *, n: int = 100, m: int = 50, seed: int = 0) -> P
     y = np.empty((n, m + 1, 4))
     for i in range(n):
         sol = solve_ivp(
-            henon_heiles_rhs, (0.0, times[i, -1]), x0[i], t_eval=times[i], method="RK45", rtol=1e-10, atol=1e-10
+            henon_heiles_rhs,
+            (0.0, times[i, -1]),
+            x0[i],
+            t_eval=times[i],
+            method="RK45",
+            rtol=1e-10,
+            atol=1e-10,
         )
         y[i, 0] = x0[i]
         y[i, 1:] = sol.y.T

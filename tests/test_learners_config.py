@@ -4,6 +4,7 @@ code's training options (collocation time range, gradient clipping, one-cycle, b
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 
@@ -98,7 +99,8 @@ def test_onecycle_rises_to_the_peak_at_the_warmup_fraction_and_returns_to_lr_fin
     lrs = [opt.learning_rate(k) for k in range(101)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-4)
     assert max(lrs) == pytest.approx(5e-2) and lrs.index(max(lrs)) == 30
-    assert all(a <= b for a, b in zip(lrs[:31], lrs[1:31])) and all(a >= b for a, b in zip(lrs[30:], lrs[31:]))
+    assert all(a <= b for a, b in itertools.pairwise(lrs[:31]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[30:]))
     cosine = AdamThenLBFGS(p, adam_steps=101, lr=1e-2, lr_final=1e-4)
     assert cosine.learning_rate(50) == pytest.approx(1e-3)  # the log-space midpoint
     assert AdamThenLBFGS(p, adam_steps=9, lr=3e-3, schedule="constant").learning_rate(5) == 3e-3
@@ -149,8 +151,8 @@ def test_collocation_times_range_is_the_one_the_loss_sees(tmp_path, monkeypatch)
 
 
 def test_box_domain_from_the_cli_one_pair_for_every_coordinate_or_one_per_coordinate(tmp_path, capsys):
-    common = ["train", "sympflow", "--system", "henon_heiles", "--steps", "2", "--no-eval", "--layers", "1",
-              "--width", "3", "--collocation", "16", "--validation-points", "16", "--no-progress"]  # fmt: skip
+    common = ["train", "sympflow", "--system", "henon_heiles", "--steps", "2", "--no-eval", "--layers",
+              "1", "--width", "3", "--collocation", "16", "--validation-points", "16", "--no-progress"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "a"), "--box", "-1", "1"]) == 0
     dom = json.loads((tmp_path / "a" / "config.json").read_text())["domain"]
     assert dom == {"kind": "box", "low": [-1.0] * 4, "high": [1.0] * 4}

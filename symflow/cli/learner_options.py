@@ -21,9 +21,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "-o", "--out", required=True, type=Path, help="run directory (config, metrics, checkpoints, summary)"
     )
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
+    g.add_argument(
+        "--overwrite", action="store_true", help="discard an existing run in --out and start again"
+    )
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (small models run best on 1)")
-    g.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bar"
+    )
 
 
 def set_threads(args: argparse.Namespace) -> None:

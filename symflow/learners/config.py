@@ -198,7 +198,7 @@ class FlowMapConfig:
         group=SOURCE,
         help="registered system: learn its flow by Hamiltonian matching on the equations (unsupervised)",
     )
-    system_args: dict[str, float] = option(
+    system_args: dict[str, float] = option(  # noqa: RUF009 (option() returns a field with a factory)
         {},
         kind="params",
         group=SOURCE,
@@ -234,9 +234,7 @@ class FlowMapConfig:
         help="Δt: the map is trained on t ∈ [0, Δt]; longer times by composition",
     )
     dtype: str = option("float64", kind="str", choices=("float64", "float32"), group=MODEL, help="precision")
-    device: str = option(
-        "cpu", kind="str", group=MODEL, help="where the model trains: cpu, cuda or cuda:N"
-    )
+    device: str = option("cpu", kind="str", group=MODEL, help="where the model trains: cpu, cuda or cuda:N")
 
     # -- domain (unsupervised) -------------------------------------------------------------------------
     energy_max: float | None = option(
@@ -378,9 +376,7 @@ class FlowMapConfig:
         group=OPTIM,
         help="keep the weights with the lowest validation loss, not the last ones",
     )
-    validate_every: int = option(
-        100, kind="int", low=1, group=OPTIM, help="steps between validation losses"
-    )
+    validate_every: int = option(100, kind="int", low=1, group=OPTIM, help="steps between validation losses")
 
     # -- evaluation ------------------------------------------------------------------------------------
     evaluate: bool = option(
@@ -432,9 +428,7 @@ class FlowMapConfig:
         if self.collocation_times is not None:
             lo, hi = self.collocation_times
             if not (lo < hi and hi > 0):
-                raise InvalidArgumentError(
-                    "collocation_times", self.collocation_times, "LO < HI with HI > 0"
-                )
+                raise InvalidArgumentError("collocation_times", self.collocation_times, "LO < HI with HI > 0")
         if self.adam_steps + self.lbfgs_steps == 0:
             raise InvalidArgumentError("adam_steps", self.adam_steps, "at least one training step in total")
         if self.device.split(":")[0] not in ("cpu", "cuda"):
@@ -502,7 +496,9 @@ class SympFlowConfig(FlowMapConfig):
     layers: int = option(
         4, kind="int", low=1, high=1000, group=MODEL, help="number of (φ_q, φ_p) block pairs L"
     )
-    width: int = option(10, kind="int", low=1, high=100000, group=MODEL, help="hidden units of each potential")
+    width: int = option(
+        10, kind="int", low=1, high=100000, group=MODEL, help="hidden units of each potential"
+    )
     hidden_layers: int = option(
         2, kind="int", low=1, high=100, group=MODEL, help="hidden layers of each potential"
     )
@@ -585,7 +581,9 @@ class PinnConfig(FlowMapConfig):
                     "--kind ivp needs --x0 (the initial state) and --t-end (the interval's end)",
                 )
             if self.data is not None:
-                raise InvalidArgumentError("data", self.data, "a --system for --kind ivp (no trajectory data)")
+                raise InvalidArgumentError(
+                    "data", self.data, "a --system for --kind ivp (no trajectory data)"
+                )
         elif self.x0 is not None or self.t_end is not None:
             raise InvalidArgumentError(
                 "x0" if self.x0 is not None else "t_end",

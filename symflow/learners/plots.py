@@ -138,13 +138,17 @@ def plot_heldout(
     used, err, elapsed = heldout["used"], heldout["error"], heldout["elapsed"]
     for b in range(test.n):
         if used[b].any():
-            err_ax.semilogy(elapsed[b][used[b]].numpy(), err[b][used[b]].clamp_min(1e-17).numpy(), lw=0.6, alpha=0.5)
+            err_ax.semilogy(
+                elapsed[b][used[b]].numpy(), err[b][used[b]].clamp_min(1e-17).numpy(), lw=0.6, alpha=0.5
+            )
     err_ax.set_xlabel("t − t₀ (since the first observation)")
     err_ax.set_ylabel("‖prediction − observation‖")
     err_ax.set_title(f"{test.n} held-out trajectories", fontsize=9)
     for ax in axes[-1][1:]:
         ax.axis("off")
-    fig.suptitle(f"{name}: held-out trajectory {int(test.rows[sample])} and the error of every test trajectory")
+    fig.suptitle(
+        f"{name}: held-out trajectory {int(test.rows[sample])} and the error of every test trajectory"
+    )
     fig.tight_layout()
     return _save(fig, path)
 

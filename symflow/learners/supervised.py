@@ -146,9 +146,7 @@ def load_trajectory_data(
         raise UnusableDataError(f"{source['path']}: no usable trajectory (every solve in it failed?)")
     batch = collate_trajectories([ds[i] for i in range(len(ds))])
     ds.close()
-    return TrajectoryData(
-        batch.ts, batch.ys, batch.mask, batch.index.numpy().copy(), dict(ds.attrs), source
-    )
+    return TrajectoryData(batch.ts, batch.ys, batch.mask, batch.index.numpy().copy(), dict(ds.attrs), source)
 
 
 def _from_tensors(ts: Any, ys: Any, mask: Any = None) -> TrajectoryData:

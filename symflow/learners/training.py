@@ -184,7 +184,9 @@ def train_flow_map(
         return _train_supervised(cfg, source, run_dir, resume, overwrite, progress, stop_at)
     if cfg.system is None:
         raise InvalidArgumentError(
-            "system", None, "a data source: a system to match (system=/--system) or trajectories (data=/--data)"
+            "system",
+            None,
+            "a data source: a system to match (system=/--system) or trajectories (data=/--data)",
         )
     cfg.check_source("system")
     return _train_unsupervised(cfg, built, run_dir, resume, overwrite, progress, stop_at)
@@ -347,7 +349,9 @@ def _fit(
     return time.perf_counter() - started, time.process_time() - cpu, done
 
 
-def _base_summary(cfg: FlowMapConfig, net: nn.Module, s: _Session, seconds: float, cpu: float) -> dict[str, Any]:
+def _base_summary(
+    cfg: FlowMapConfig, net: nn.Module, s: _Session, seconds: float, cpu: float
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "learner": getattr(net, "learner", cfg.learner) or cfg.learner,
         "parameters": sum(p.numel() for p in net.parameters()),
@@ -386,7 +390,9 @@ def _domain(cfg: FlowMapConfig, system: HamiltonianSystem) -> Domain:
             pairs *= system.dim
         if len(pairs) != system.dim:
             raise InvalidArgumentError(
-                "box", list(cfg.box), f"LO HI, or {system.dim} pairs LO HI (one per coordinate of {system.name})"
+                "box",
+                list(cfg.box),
+                f"LO HI, or {system.dim} pairs LO HI (one per coordinate of {system.name})",
             )
         box = ([p[0] for p in pairs], [p[1] for p in pairs])
     if cfg.energy_max is not None:
@@ -428,7 +434,9 @@ def _train_unsupervised(
         "data": None,
         "parameters": net.num_parameters(),
     }
-    s = _start_session(cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} {sys_.name}", device)
+    s = _start_session(
+        cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} {sys_.name}", device
+    )
     try:
         field_ = vector_field(sys_)
         cast = {"dtype": dtype, "device": device}
@@ -599,9 +607,13 @@ def _train_supervised(
     dtype = parse_dtype(cfg.dtype)
     data = load_trajectory_data(source, t_key=cfg.t_key, y_key=cfg.y_key, mask_key=cfg.mask_key)
     if cfg.learner == "sympflow" and data.dim % 2:
-        raise InvalidArgumentError("data", f"states of dimension {data.dim}", "states [q, p] of even dimension")
+        raise InvalidArgumentError(
+            "data", f"states of dimension {data.dim}", "states [q, p] of even dimension"
+        )
     system, system_note = named_system(data.attrs)
-    split = split_trajectories(data, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    split = split_trajectories(
+        data, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed
+    )
     train_d, val_d, test_d = data.select(split.train), data.select(split.val), data.select(split.test)
     horizon = cfg.pair_horizon if cfg.pair_horizon is not None else cfg.dt
     pairs = _pairs(train_d, horizon, cfg.pairs, "training")
@@ -630,7 +642,9 @@ def _train_supervised(
         },
         "parameters": net.num_parameters(),
     }  # fmt: skip
-    s = _start_session(cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} from data", device)
+    s = _start_session(
+        cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} from data", device
+    )
     try:
         n_pairs = len(pairs)
         batches = PairBatches(n_pairs, cfg.batch_size, cfg.seed)
@@ -749,7 +763,9 @@ def _train_ivp(
     device = _device(cfg)
     dtype = parse_dtype(cfg.dtype)
     if len(cfg.x0 or ()) != sys_.dim:
-        raise InvalidArgumentError("x0", list(cfg.x0 or ()), f"one state of {sys_.dim} numbers for {sys_.name}")
+        raise InvalidArgumentError(
+            "x0", list(cfg.x0 or ()), f"one state of {sys_.dim} numbers for {sys_.name}"
+        )
     seed_everything(cfg.seed)
     net = build_model("pinn_ivp", cfg.model_args(sys_.dim), dtype=dtype).to(device)
     config = {
@@ -762,7 +778,9 @@ def _train_ivp(
         "data": None,
         "parameters": net.num_parameters(),
     }
-    s = _start_session(cfg, net, config, run_dir, resume, overwrite, progress, f"pinn_ivp {sys_.name}", device)
+    s = _start_session(
+        cfg, net, config, run_dir, resume, overwrite, progress, f"pinn_ivp {sys_.name}", device
+    )
     try:
         field_ = vector_field(sys_)
 
