@@ -151,8 +151,9 @@ def test_collocation_times_range_is_the_one_the_loss_sees(tmp_path, monkeypatch)
 
 
 def test_box_domain_from_the_cli_one_pair_for_every_coordinate_or_one_per_coordinate(tmp_path, capsys):
-    common = ["train", "sympflow", "--system", "henon_heiles", "--steps", "2", "--no-eval", "--layers",
-              "1", "--width", "3", "--collocation", "16", "--validation-points", "16", "--no-progress"]  # fmt: skip
+    common = ["train", "sympflow", "--system", "henon_heiles", "--steps", "2", "--no-eval", "--layers", "1",
+              "--width", "3", "--collocation", "16", "--validation-points", "16",
+              "--no-progress"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "a"), "--box", "-1", "1"]) == 0
     dom = json.loads((tmp_path / "a" / "config.json").read_text())["domain"]
     assert dom == {"kind": "box", "low": [-1.0] * 4, "high": [1.0] * 4}
