@@ -15,8 +15,11 @@ class DemoSettings:
     HNN: a Hamiltonian neural network (``width`` × ``depth``, tanh), warm-started on secant slopes of the
     data for ``hnn_warm_start`` steps, then trained for ``hnn_steps`` Adam steps on random
     ``hnn_window``-observation windows with the continuous adjoint.
-    SympFlow: ``sympflow_layers`` layers of width ``sympflow_width`` on ``Ω = {H ≤ energy}``, ``Δt = 1``,
-    ``sympflow_adam`` Adam then ``sympflow_lbfgs`` L-BFGS steps of Hamiltonian matching on the true H.
+    SympFlow: ``sympflow_layers`` layers of width ``sympflow_width``, ``Δt = 1``, trained *from the same
+    file* as the HNN on every pair of observations at most ``Δt`` apart: ``sympflow_adam`` Adam steps of
+    ``sympflow_batch`` pairs (one-cycle learning rate peaking at ``sympflow_lr``), then ``sympflow_lbfgs``
+    L-BFGS steps; ``sympflow_test`` of the trajectories are held out (a subset of the HNN's validation
+    trajectories, see :mod:`symflow.demo.heldout`).
     Diagnostics: ``orbits`` orbits at energy ``energy`` followed to ``orbit_t_end`` by the Gauss–Legendre
     reference (``reference_method`` with step ``reference_dt`` on the true field), the HNN's field
     (``hnn_method``) and the composed SympFlow map.
@@ -38,8 +41,11 @@ class DemoSettings:
     hnn_rtol: float = 1e-8
     sympflow_layers: int = 4
     sympflow_width: int = 10
-    sympflow_adam: int = 500
-    sympflow_lbfgs: int = 30
+    sympflow_adam: int = 3000
+    sympflow_batch: int = 512
+    sympflow_lr: float = 2e-2
+    sympflow_lbfgs: int = 0
+    sympflow_test: float = 0.1
     energy: float = 1 / 12
     orbits: int = 16
     orbit_t_end: float = 200.0
@@ -68,7 +74,9 @@ QUICK = DemoSettings(
     sympflow_width=6,
     sympflow_layers=2,
     sympflow_adam=20,
+    sympflow_batch=64,
     sympflow_lbfgs=1,
+    sympflow_test=0.2,
     orbits=3,
     orbit_t_end=12.0,
     reference_dt=0.2,

@@ -156,7 +156,7 @@ def check_field(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
 # Fields that only matter for one of the two data sources of a flow map. Setting one of them to a
 # value other than its default with the other source is refused (it would be silently ignored).
 UNSUPERVISED_ONLY = ("energy_max", "box", "collocation_times", "collocation", "validation_points")
-SUPERVISED_ONLY = ("val_fraction", "test_fraction", "pairs", "pair_horizon", "batch_size")
+SUPERVISED_ONLY = ("val_fraction", "test_fraction", "pairs", "pair_horizon", "batch_size", "eval_multiples")
 #: Fields a resumed run may change: the L-BFGS budget, and what is evaluated and written afterwards.
 RESUMABLE = (
     "lbfgs_steps",
@@ -164,6 +164,7 @@ RESUMABLE = (
     "horizon",
     "energy_horizon",
     "eval_samples",
+    "eval_multiples",
     "plots",
     "checkpoint_every",
     "log_every",
@@ -395,6 +396,16 @@ class FlowMapConfig:
         None, kind="float", optional=True, low=0.0, group=EVAL, help="energy-error horizon (default 1000Δt)"
     )
     eval_samples: int = option(16, kind="int", low=1, group=EVAL, help="initial states for the evaluation")
+    eval_multiples: tuple[float, ...] = option(
+        (1.0, 10.0, 100.0),
+        kind="floats",
+        low=0.0,
+        low_open=True,
+        group=EVAL,
+        metavar="K",
+        help="with --data: report the error at these multiples of Δt (by composition) from the test "
+        "trajectories' first states",
+    )
     plots: bool = option(True, kind="bool", group=EVAL, flags=("--no-plots",), help="skip the PNG figures")
 
     # -- run -------------------------------------------------------------------------------------------

@@ -701,6 +701,7 @@ def _train_supervised(
                 energy_horizon=cfg.energy_horizon,
                 eval_samples=cfg.eval_samples,
                 seed=cfg.seed,
+                multiples=cfg.eval_multiples,
             )
             summary.update(more)
             if cfg.plots:
