@@ -272,12 +272,13 @@ def test_cli_trains_both_learners_from_data_resumes_and_diagnose_finds_the_syste
     out = tmp_path / "sf"
     common = ["--data", str(data_file), "--out", str(out), "--layers", "1", "--width", "3", "--batch-size",
               "64",
-              "--energy-horizon", "10", "--eval-samples", "2", "--no-progress", "--no-plots"]  # fmt: skip
+              "--energy-horizon", "10", "--eval-samples", "2", "--eval-multiples", "1", "10", "--no-progress", "--no-plots"]  # fmt: skip
     assert main(["train", "sympflow", *common, "--steps", "3"]) == 0
     printed = capsys.readouterr().out
     assert "held-out trajectory error" in printed and "learned H̃ vs true H" in printed
     assert main(["train", "sympflow", *common, "--steps", "3", "--lbfgs-steps", "1", "--resume"]) == 0
-    assert json.loads((out / "summary.json").read_text())["steps"] == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and set(summary["error_at"]) == {"1", "10"}
     capsys.readouterr()
     diag = tmp_path / "diag"
     assert main(["diagnose", str(out), "--orbits", "2", "--t-end", "3", "--samples", "7", "-o", str(diag),
@@ -289,3 +290,45 @@ def test_cli_trains_both_learners_from_data_resumes_and_diagnose_finds_the_syste
                  "2",
                  "--energy-horizon", "5", "--no-progress", "--no-plots"]) == 0  # fmt: skip
     assert load_model(pinn).learner == "pinn"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_hamiltonian_matching_and_the_ivp_pinn_train_on_the_device_asked_for(device, tmp_path):
+    run = train_sympflow(
+        "harmonic_oscillator", dt=0.5, layers=1, width=3, adam_steps=3, lbfgs_steps=1, collocation=16,
+        lbfgs_points=16, lbfgs_iterations=2, validation_points=16, eval_samples=2, horizon=1.0,
+        energy_horizon=2.0, device=device, run_dir=tmp_path / "s", progress=False,
+    )  # fmt: skip
+    assert math.isfinite(run.summary["residual_mse"]) and run.config["options"]["device"] == device
+    ivp = train_pinn(
+        "harmonic_oscillator", kind="ivp", x0=[1.0, 0.0], t_end=1.0, width=4, adam_steps=2, collocation=16,
+        device=device, run_dir=tmp_path / "i", progress=False,
+    )  # fmt: skip
+    assert math.isfinite(ivp.summary["error_max"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_cuda_device_without_cuda_is_refused_in_one_line(tmp_path, capsys):
+    args = [
+        "train",
+        "sympflow",
+        "--system",
+        "harmonic_oscillator",
+        "--device",
+        "cuda",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(args) == 1
+    assert "no CUDA device" in capsys.readouterr().err
+    with pytest.raises(InvalidArgumentError, match="device"):
+        train_sympflow("harmonic_oscillator", device="tpu")
+
+
+@pytest.mark.gpu
+def test_training_pairs_are_built_on_the_data_device():
+    ts, ys = _oscillator(n=3, steps=7)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[0, 5:] = False
+    pairs = trajectory_pairs(ts.cuda(), ys.cuda(), mask.cuda(), horizon=1.0)  # torch.where with a 0-d fill
+    assert pairs.gap.device.type == "cuda" and len(pairs) == 2 * 11 + 7

@@ -55,7 +55,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type[FlowMapConfig]
         elif kind == "params":
             kw.update(action="append", metavar=meta["metavar"] or "NAME=VALUE", default=None)
         elif kind == "floats":
-            kw.update(nargs="+", type=_numbers, default=None, metavar=meta["metavar"] or "X")
+            kw.update(nargs="+", type=_numbers, default=default, metavar=meta["metavar"] or "X")
         else:
             kw["type"] = {"int": int, "float": float, "str": str}[kind]
             kw["default"] = default
@@ -90,7 +90,7 @@ def config_from_args(cls: type[FlowMapConfig], args: argparse.Namespace) -> Flow
         kind = f.metadata["kind"]
         if kind == "params":
             value = _params(value)
-        elif kind == "floats" and value is not None:
+        elif kind == "floats" and isinstance(value, list):  # given: one list of numbers per token
             value = [x for token in value for x in token]
         values[f.name] = value
     return cls.from_dict(values)
