@@ -272,7 +272,8 @@ def test_cli_trains_both_learners_from_data_resumes_and_diagnose_finds_the_syste
     out = tmp_path / "sf"
     common = ["--data", str(data_file), "--out", str(out), "--layers", "1", "--width", "3", "--batch-size",
               "64",
-              "--energy-horizon", "10", "--eval-samples", "2", "--eval-multiples", "1", "10", "--no-progress", "--no-plots"]  # fmt: skip
+              "--energy-horizon", "10", "--eval-samples", "2", "--eval-multiples", "1", "10",
+              "--no-progress", "--no-plots"]  # fmt: skip
     assert main(["train", "sympflow", *common, "--steps", "3"]) == 0
     printed = capsys.readouterr().out
     assert "held-out trajectory error" in printed and "learned H̃ vs true H" in printed
