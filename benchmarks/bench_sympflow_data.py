@@ -218,7 +218,10 @@ def demo_experiment(quick: bool = False, out: Path | None = None) -> dict[str, A
         "hnn_heldout_error_rms_median": held["hnn"]["error_rms_median"],
         "sympflow_energy_horizon": sf["energy_horizon"],
         "sympflow_energy_error_max": sf["energy_error_max"],
+        "sympflow_energy_drift_exponent_median": sf["energy_drift_exponent_median"],
         "sympflow_energy_drift_exponent_max": sf["energy_drift_exponent_max"],
+        "sympflow_energy_drifting_samples": sf["energy_drifting_samples"],
+        "sympflow_energy_samples": sf["energy_samples"],
         "sympflow_hamiltonian_slope": sf["hamiltonian_slope"],
         "sympflow_hamiltonian_relative_rms": sf["hamiltonian_relative_rms"],
         "sympflow_hamiltonian_unit_slope_relative_rms": sf["hamiltonian_unit_slope_relative_rms"],
@@ -242,9 +245,15 @@ def _demo_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
         },
         {
             "case": "demo data: SympFlow true-energy drift exponent to "
-            f"T = {d['sympflow_energy_horizon']:g} (max over states)",
-            "SympFlow": d["sympflow_energy_drift_exponent_max"],
+            f"T = {d['sympflow_energy_horizon']:g}, median over "
+            f"{d['sympflow_energy_samples']} held-out states",
+            "SympFlow": d["sympflow_energy_drift_exponent_median"],
             "target": "< 0.5",
+        },
+        {
+            "case": "demo data: … its maximum; states above ½ (drifting)",
+            "SympFlow": f"{d['sympflow_energy_drift_exponent_max']:.2f}; "
+            f"{d['sympflow_energy_drifting_samples']}",
         },
         {
             "case": "demo data: SympFlow learned H̃ vs true H, relative RMS (affine fit)",

@@ -96,7 +96,10 @@ def _sympflow_summary(s: dict[str, Any], out: Path) -> dict[str, Any]:
         "error_at": s.get("error_at"),
         "energy_horizon": _f(s.get("energy_error_horizon")),
         "energy_error_max": _f(s.get("energy_error_max")),
+        "energy_drift_exponent_median": _f(s.get("energy_error_drift_exponent_median")),
         "energy_drift_exponent_max": _f(s.get("energy_error_drift_exponent_max")),
+        "energy_drifting_samples": s.get("energy_error_drifting_samples"),
+        "energy_samples": s.get("energy_error_samples"),
         "hamiltonian_slope": _f(recovery.get("slope")),
         "hamiltonian_relative_rms": _f(recovery.get("relative_rms")),
         "hamiltonian_unit_slope_relative_rms": _f(recovery.get("unit_slope_relative_rms")),
@@ -225,7 +228,9 @@ def render_demo_markdown(r: dict[str, Any]) -> str:
         f"≤ Δt apart | the same file | {sf['steps']} | train MSE {_g(sf['train_mse'])}, val MSE "
         f"{_g(sf['val_mse'])} | held-out error (RMS) median {_g(sf['heldout_error_rms_median'])} to "
         f"T = {_g(sf['heldout_horizon'])}; energy error to T = {_g(sf['energy_horizon'])}: max "
-        f"{_pct(sf['energy_error_max'])}, drift exponent {_g(sf['energy_drift_exponent_max'], 2)}; "
+        f"{_pct(sf['energy_error_max'])}, drift exponent median {_g(sf['energy_drift_exponent_median'], 2)} "
+        f"(max {_g(sf['energy_drift_exponent_max'], 2)}; {sf['energy_drifting_samples']} of "
+        f"{sf['energy_samples']} held-out states above ½); "
         f"learned H̃ vs true H: slope {_g(sf['hamiltonian_slope'], 4)}, "
         f"{_pct(sf['hamiltonian_relative_rms'])} rms |",
         "",

@@ -175,8 +175,10 @@ def rollout_curve(model: FlowMap, x0: Tensor, horizon: float) -> tuple[Tensor, T
 
 
 def drift_summary(ts: Tensor, error: Tensor, prefix: str) -> dict[str, float]:
-    """Max, early/late maxima (first/last 10%), least-squares slope and drift exponent of ``error (B, T)``."""
-    from symflow.diagnostics.energy import drift_exponent
+    """Max, early/late maxima (first/last 10%), least-squares slope, and the drift exponent per sample
+    (median, max, and how many samples exceed ½, the diagnostics' threshold for "drifting") of
+    ``error (B, T)``."""
+    from symflow.diagnostics.energy import DRIFT_THRESHOLD, drift_exponent
 
     worst = error.amax(dim=0)
     tail = max(1, len(ts) // 10)
@@ -192,6 +194,8 @@ def drift_summary(ts: Tensor, error: Tensor, prefix: str) -> dict[str, float]:
         f"{prefix}_slope": slope,
         f"{prefix}_drift_exponent_median": float(finite.median()) if finite.numel() else math.nan,
         f"{prefix}_drift_exponent_max": float(finite.max()) if finite.numel() else math.nan,
+        f"{prefix}_drifting_samples": int((finite > DRIFT_THRESHOLD).sum()),
+        f"{prefix}_samples": int(error.shape[0]),
     }
 
 
