@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    n, t_end, n_obs, steps = (24, 6.0, 12, 60) if args.quick else (200, 20.0, 50, 3000)
+    n, t_end, n_obs, steps = (16, 6.0, 10, 30) if args.quick else (200, 20.0, 50, 3000)
     data = args.out / "hh.h5"
     args.out.mkdir(parents=True, exist_ok=True)
     simulate(
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         lr_final=1e-5,
         horizon=10.0,
         eval_multiples=(1.0, 10.0) if args.quick else (1.0, 10.0, 100.0),
-        energy_horizon=50.0 if args.quick else 1000.0,
+        energy_horizon=20.0 if args.quick else 1000.0,
         seed=args.seed,
         overwrite=True,
         progress=not args.quick,

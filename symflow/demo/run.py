@@ -57,10 +57,7 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
             f"--out {out}/{HNN_RUN}"
         ),
         "sympflow": (
-            f"symflow train sympflow --data {out}/{DATA_FILE} --dt 1 --layers {s.sympflow_layers} "
-            f"--width {s.sympflow_width} --steps {s.sympflow_adam} --batch-size {s.sympflow_batch} "
-            f"--schedule onecycle --lr {s.sympflow_lr:g} --lr-final 1e-5 --lbfgs-steps {s.sympflow_lbfgs} "
-            f"--test-fraction {s.sympflow_test:g} --horizon 10 --seed {s.seed} --threads 1 "
+            f"symflow train sympflow --data {out}/{DATA_FILE} {_as_flags(sympflow_options(s))} --threads 1 "
             f"--out {out}/{SYMPFLOW_RUN}"
         ),
         "diagnose": (
@@ -69,6 +66,50 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
             f"--t-end {s.orbit_t_end:g} --seed {s.seed + 1} --poincare -o {out}/{DIAGNOSTICS}/hnn"
         ),
     }
+
+
+def sympflow_options(s: DemoSettings) -> dict[str, Any]:
+    """The demo's SympFlow options (fields of :class:`~symflow.learners.config.SympFlowConfig`)."""
+    steps = s.sympflow_adam + s.sympflow_lbfgs
+    return {
+        "dt": 1.0,
+        "layers": s.sympflow_layers,
+        "width": s.sympflow_width,
+        "adam_steps": s.sympflow_adam,
+        "batch_size": s.sympflow_batch,
+        "schedule": "onecycle",
+        "lr": s.sympflow_lr,
+        "lr_final": 1e-5,
+        "lbfgs_steps": s.sympflow_lbfgs,
+        "lbfgs_points": s.sympflow_lbfgs_points,
+        "test_fraction": s.sympflow_test,
+        "horizon": 10.0,
+        "eval_multiples": tuple(m for m in (1.0, 10.0, 100.0) if m <= s.orbit_t_end),
+        "energy_horizon": s.sympflow_energy_horizon,
+        "seed": s.seed,
+        "checkpoint_every": max(1, steps // 4),
+    }
+
+
+def _as_flags(options: dict[str, Any]) -> str:
+    """``options`` as the command-line flags ``symflow train sympflow`` generates from the same fields."""
+    import dataclasses
+
+    from symflow.cli.config_options import flags_of
+    from symflow.learners.config import SympFlowConfig
+
+    fields = {f.name: f for f in dataclasses.fields(SympFlowConfig)}
+    parts = []
+    for name, value in options.items():
+        text = (
+            " ".join(f"{v:g}" for v in value)
+            if isinstance(value, tuple)
+            else f"{value:g}"
+            if isinstance(value, float)
+            else str(value)
+        )
+        parts.append(f"{flags_of(fields[name])[0]} {text}")
+    return " ".join(parts)
 
 
 @dataclass
@@ -146,25 +187,12 @@ def run_demo(
     )
     done()
 
-    sym_kwargs: dict[str, Any] = dict(
-        data=str(out / DATA_FILE),
-        dt=1.0,
-        layers=s.sympflow_layers,
-        width=s.sympflow_width,
-        adam_steps=s.sympflow_adam,
-        batch_size=s.sympflow_batch,
-        schedule="onecycle",
-        lr=s.sympflow_lr,
-        lr_final=1e-5,
-        lbfgs_steps=s.sympflow_lbfgs,
-        test_fraction=s.sympflow_test,
-        horizon=10.0,
-        eval_multiples=tuple(m for m in (1.0, 10.0, 100.0) if m <= s.orbit_t_end),
-        seed=s.seed,
-        run_dir=str(out / SYMPFLOW_RUN),
-        overwrite=True,
-        checkpoint_every=max(1, (s.sympflow_adam + s.sympflow_lbfgs) // 4),
-    )
+    sym_kwargs: dict[str, Any] = {
+        "data": str(out / DATA_FILE),
+        **sympflow_options(s),
+        "run_dir": str(out / SYMPFLOW_RUN),
+        "overwrite": True,
+    }
     hnn_cfg = NodeConfig(
         data=str(out / DATA_FILE),
         model="hnn",
