@@ -45,7 +45,7 @@ class DemoSettings:
     sympflow_adam: int = 3000
     sympflow_batch: int = 512
     sympflow_lr: float = 2e-2
-    sympflow_lbfgs: int = 0
+    sympflow_lbfgs: int = 30
     sympflow_lbfgs_points: int = 8000
     sympflow_test: float = 0.1
     sympflow_energy_horizon: float = 1000.0
