@@ -510,7 +510,10 @@ def evaluate_flow_map(
     if energy_horizon is None:
         energy_horizon = 1000.0 * model.dt
     x0 = x0.detach().cpu()
-    model = model.cpu()
+    if next(model.parameters()).device.type != "cpu":  # the references are CPU float64; leave `model` alone
+        import copy
+
+        model = copy.deepcopy(model).cpu()
     summary: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if residual_points is not None:
@@ -807,7 +810,7 @@ def _train_ivp(
         summary["learner"] = "pinn_ivp"
         evaluation: dict[str, Any] = {}
         if cfg.evaluate and done:
-            net = net.cpu()
+            net = net.cpu()  # the reference and the estimate are computed on the CPU
             bound = ev.a_posteriori(net, sys_, nodes=8, dense=201)
             summary["a_posteriori"] = bound["summary"]
             ts = torch.linspace(0.0, net.t_end, 201, dtype=torch.float64)
