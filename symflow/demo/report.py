@@ -227,7 +227,7 @@ def render_demo_markdown(r: dict[str, Any]) -> str:
         f"| SympFlow ({sf['parameters']} weights, Δt = 1), supervised on {sf['pairs']} observed pairs "
         f"≤ Δt apart | the same file | {sf['steps']} | train MSE {_g(sf['train_mse'])}, val MSE "
         f"{_g(sf['val_mse'])} | held-out error (RMS) median {_g(sf['heldout_error_rms_median'])} to "
-        f"T = {_g(sf['heldout_horizon'])}; energy error to T = {_g(sf['energy_horizon'])}: max "
+        f"T = {_g(sf['heldout_horizon'])}; energy error to T = {_g(sf['energy_horizon'], 6)}: max "
         f"{_pct(sf['energy_error_max'])}, drift exponent median {_g(sf['energy_drift_exponent_median'], 2)} "
         f"(max {_g(sf['energy_drift_exponent_max'], 2)}; {sf['energy_drifting_samples']} of "
         f"{sf['energy_samples']} held-out states above ½); "
