@@ -298,8 +298,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "max |ΔH| from z0 = (0.3, -0.3, 0.3, 0.15) to T = 1000. Demo rows: the demo's 200 noisy irregular "
         "trajectories. Wall seconds were taken on a shared 2-core machine (load average 3-6 while these "
         "ran), so they measure the neighbours too; CPU seconds are the process's own. 'published "
-        "settings' = the authors' training settings (float32, 500 epochs of batch 512, one-cycle to 5e-2) run in symflow; "
-        "'tuned' = float64, 200 epochs, then 30 L-BFGS steps on all 5000 pairs."
+        "settings' = the authors' training settings (float32, 500 epochs of batch 512, one-cycle to 5e-2) "
+        "run in symflow; 'tuned' = float64, 200 epochs, then 30 L-BFGS steps on all 5000 pairs."
     )
     if not args.quick:
         write_result("sympflow_data", {"description": description, "rows": rows, **payload})
