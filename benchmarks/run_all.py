@@ -18,6 +18,7 @@ SCRIPTS = (
     "bench_simulate",
     "bench_poincare",
     "bench_sympflow",
+    "bench_sympflow_data",
     "bench_cnf",
     "bench_custom_field",
 )

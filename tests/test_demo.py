@@ -60,9 +60,16 @@ def test_quick_demo_writes_data_runs_figures_and_a_valid_report(quick_demo):
         png = out / fig["png"]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
         assert f"]({fig['png']})" in md
-    assert {"poincare_side_by_side", "energy_error", "prediction_error"} <= {
+    assert {"poincare_side_by_side", "energy_error", "prediction_error", "heldout_error"} <= {
         f["name"] for f in report["figures"]
     }
+    # SympFlow is trained from the same file as the HNN; both are scored on trajectories neither saw.
+    config = json.loads((out / "runs" / "sympflow" / "config.json").read_text())
+    assert config["options"]["data"].endswith("henon_heiles_irregular.h5") and config["system"]
+    held = report["heldout"]
+    assert held["rows"] and set(held["rows"]) <= set(config["data"]["split"]["test"])
+    assert held["sympflow"]["error_rms_median"] > 0 and held["hnn"]["error_rms_median"] > 0
+    assert report["sympflow"]["pairs"] > 0 and report["sympflow"]["symplecticity_defect_max"] < 1e-12
     for name in ("reference", "hnn", "sympflow"):
         assert (out / diag[name]["report"]).exists()
 

@@ -6,12 +6,14 @@ maps — the Gauss–Legendre reference, the HNN and SympFlow — on common axes
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -21,14 +23,18 @@ from symflow.diagnostics import FigureFile
 TITLES = {
     "reference": "reference (Gauss–Legendre, true H)",
     "hnn": "HNN (learned from data)",
-    "sympflow": "SympFlow",
+    "sympflow": "SympFlow (learned from data)",
 }
 COLOURS = {"reference": "black", "hnn": "tab:blue", "sympflow": "tab:orange"}
 
 
-def write_figures(out: Path, diag: dict[str, Any]) -> list[FigureFile]:
-    """Write the three comparison figures into ``out``; ``diag`` maps name → Diagnostics."""
-    return [_sections(out, diag), _energy(out, diag), _prediction(out, diag)]
+def write_figures(out: Path, diag: dict[str, Any], heldout: dict[str, Any] | None = None) -> list[FigureFile]:
+    """Write the comparison figures into ``out``; ``diag`` maps name → Diagnostics, ``heldout`` is
+    :func:`~symflow.demo.heldout.compare_heldout`'s result (the held-out figure is skipped without it)."""
+    figures = [_sections(out, diag), _energy(out, diag), _prediction(out, diag)]
+    if heldout is not None:
+        figures.append(_heldout(out, heldout))
+    return figures
 
 
 def _save(fig: Any, path: Path, caption: str, name: str) -> FigureFile:
@@ -107,3 +113,32 @@ def _prediction(out: Path, diag: dict[str, Any]) -> FigureFile:
         "State error of the HNN and SympFlow orbits relative to the reference: max (solid), median (dotted)."
     )
     return _save(fig, out / "prediction_error.png", caption, "prediction_error")
+
+
+def _heldout(out: Path, heldout: dict[str, Any]) -> FigureFile:
+    """Per-observation errors of both models on the trajectories neither trained on, against time."""
+    curves = heldout["curves"]
+    used = curves["used"]
+    t = curves["elapsed"][used].cpu().numpy()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    edges = np.linspace(0.0, heldout["t_max"], 11)
+    for name in ("hnn", "sympflow"):
+        err = curves[name][used].cpu().numpy()
+        ax.semilogy(t, np.maximum(err, 1e-17), ".", ms=2.5, alpha=0.35, color=COLOURS[name])
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        med = [np.median(err[(t > a) & (t <= b)]) if ((t > a) & (t <= b)).any() else np.nan
+               for a, b in itertools.pairwise(edges)]  # fmt: skip
+        summary = heldout[name].get("error_rms_median")
+        ax.semilogy(
+            mid, med, "-o", ms=3, color=COLOURS[name], label=f"{TITLES[name]}: median (RMS {summary:.2g})"
+        )
+    ax.set_xlabel("t − t₀ (since the trajectory's first observation)")
+    ax.set_ylabel("‖prediction − observation‖")
+    ax.set_title(f"{len(heldout['trajectories'])} trajectories of the file neither model trained on")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    caption = (
+        "Held-out trajectories of the training file, predicted from their first observation by the HNN "
+        "(integrated) and SympFlow (composed): error at every observation (dots) and its median per time bin."
+    )
+    return _save(fig, out / "heldout_error.png", caption, "heldout_error")

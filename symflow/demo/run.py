@@ -4,12 +4,14 @@
    (:func:`symflow.data.simulate`).
 2. **Discovery** — train a Hamiltonian neural network on it with the continuous adjoint
    (:func:`symflow.discovery.training.train_node`).
-3. **SympFlow** — train a symplectic flow map unsupervised on the true Hamiltonian
-   (:func:`symflow.learners.train_sympflow`).
-4. **Diagnostics** — follow the same orbits with a Gauss–Legendre integration of the true system (the
-   reference), the learned HNN field and the composed SympFlow map; energy error and drift,
-   symplecticity defect and Poincaré sections of each (:func:`symflow.diagnostics.diagnose`), scored
-   against the reference.
+3. **SympFlow** — train a symplectic flow map on the same file, supervised on its pairs of
+   observations (:func:`symflow.learners.train_sympflow` with ``data=``); both surrogates are learned
+   from the same data.
+4. **Diagnostics** — both models predict the trajectories neither trained on from their first
+   observations (:mod:`.heldout`); then the same orbits are followed by a Gauss–Legendre integration of
+   the true system (the reference), the learned HNN field and the composed SympFlow map: energy error
+   and drift, symplecticity defect and Poincaré sections of each (:func:`symflow.diagnostics.diagnose`),
+   scored against the reference.
 5. **Report** — side-by-side figures, ``report.json`` and ``REPORT.md`` (:mod:`.report`).
 
 Every stage is also a CLI command (``symflow simulate``, ``symflow train node``,
@@ -56,9 +58,8 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
             f"--seed {s.seed} --out {out}/{HNN_RUN}"
         ),
         "sympflow": (
-            f"symflow train sympflow --system henon_heiles --dt 1 --energy-max {s.energy:.6g} "
-            f"--layers {s.sympflow_layers} --width {s.sympflow_width} --steps {s.sympflow_adam} "
-            f"--lbfgs-steps {s.sympflow_lbfgs} --seed {s.seed} --out {out}/{SYMPFLOW_RUN}"
+            f"symflow train sympflow --data {out}/{DATA_FILE} {_as_flags(sympflow_options(s))} --threads 1 "
+            f"--out {out}/{SYMPFLOW_RUN}"
         ),
         "diagnose": (
             f"symflow diagnose {out}/{HNN_RUN} --method {s.hnn_method} --rtol {s.hnn_rtol:g} "
@@ -66,6 +67,50 @@ def stage_commands(s: DemoSettings, out: str = "demo-output") -> dict[str, str]:
             f"--t-end {s.orbit_t_end:g} --seed {s.seed + 1} --poincare -o {out}/{DIAGNOSTICS}/hnn"
         ),
     }
+
+
+def sympflow_options(s: DemoSettings) -> dict[str, Any]:
+    """The demo's SympFlow options (fields of :class:`~symflow.learners.config.SympFlowConfig`)."""
+    steps = s.sympflow_adam + s.sympflow_lbfgs
+    return {
+        "dt": 1.0,
+        "layers": s.sympflow_layers,
+        "width": s.sympflow_width,
+        "adam_steps": s.sympflow_adam,
+        "batch_size": s.sympflow_batch,
+        "schedule": "onecycle",
+        "lr": s.sympflow_lr,
+        "lr_final": 1e-5,
+        "lbfgs_steps": s.sympflow_lbfgs,
+        "lbfgs_points": s.sympflow_lbfgs_points,
+        "test_fraction": s.sympflow_test,
+        "horizon": 10.0,
+        "eval_multiples": tuple(m for m in (1.0, 10.0, 100.0) if m <= s.orbit_t_end),
+        "energy_horizon": s.sympflow_energy_horizon,
+        "seed": s.seed,
+        "checkpoint_every": max(1, steps // 4),
+    }
+
+
+def _as_flags(options: dict[str, Any]) -> str:
+    """``options`` as the command-line flags ``symflow train sympflow`` generates from the same fields."""
+    import dataclasses
+
+    from symflow.cli.config_options import flags_of
+    from symflow.learners.config import SympFlowConfig
+
+    fields = {f.name: f for f in dataclasses.fields(SympFlowConfig)}
+    parts = []
+    for name, value in options.items():
+        text = (
+            " ".join(f"{v:g}" for v in value)
+            if isinstance(value, tuple)
+            else f"{value:g}"
+            if isinstance(value, float)
+            else str(value)
+        )
+        parts.append(f"{flags_of(fields[name])[0]} {text}")
+    return " ".join(parts)
 
 
 @dataclass
@@ -100,7 +145,8 @@ def run_demo(
             ones (:data:`~symflow.demo.settings.FULL`, a few minutes on a 2-core CPU).
         settings: explicit settings (overrides ``quick``).
         device: where the data are simulated and the HNN is trained (``"cuda"`` when present);
-            SympFlow training and the diagnostics run on the CPU in float64.
+            SympFlow (about a thousand weights: per-operation overhead, not arithmetic) and the
+            diagnostics run on the CPU in float64.
         progress: progress bars.
         parallel: train the HNN and SympFlow at the same time in two processes (default: when the
             machine has at least two cores).
@@ -112,6 +158,7 @@ def run_demo(
     from symflow.systems import get_system
 
     from .figures import write_figures
+    from .heldout import compare_heldout
     from .report import build_demo_report, write_demo_report
 
     s = settings or (QUICK if quick else FULL)
@@ -144,18 +191,12 @@ def run_demo(
     )
     done()
 
-    sym_kwargs: dict[str, Any] = dict(
-        dt=1.0,
-        energy_max=s.energy,
-        model={"layers": s.sympflow_layers, "width": s.sympflow_width},
-        adam_steps=s.sympflow_adam,
-        lbfgs_steps=s.sympflow_lbfgs,
-        seed=s.seed,
-        run_dir=str(out / SYMPFLOW_RUN),
-        overwrite=True,
-        horizon=10.0,
-        energy_horizon=s.orbit_t_end,
-    )
+    sym_kwargs: dict[str, Any] = {
+        "data": str(out / DATA_FILE),
+        **sympflow_options(s),
+        "run_dir": str(out / SYMPFLOW_RUN),
+        "overwrite": True,
+    }
     hnn_cfg = NodeConfig(
         data=str(out / DATA_FILE),
         model="hnn",
@@ -181,7 +222,7 @@ def run_demo(
         done = stage(
             "training",
             f"training the HNN ({hnn_plan(s)}) and SympFlow "
-            f"({s.sympflow_adam} Adam + {s.sympflow_lbfgs} L-BFGS steps) side by side",
+            f"({s.sympflow_adam} Adam + {s.sympflow_lbfgs} L-BFGS steps) side by side, both from the file",
         )
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -201,16 +242,17 @@ def run_demo(
         done()
         done = stage(
             "sympflow",
-            f"training SympFlow on the true H ({s.sympflow_adam} Adam + {s.sympflow_lbfgs} L-BFGS steps)",
+            f"training SympFlow from the file ({s.sympflow_adam} Adam + {s.sympflow_lbfgs} L-BFGS steps)",
         )
         sym_summary = _train_sympflow({**sym_kwargs, "progress": progress})
         done()
 
     done = stage(
         "diagnostics",
-        f"diagnosing {s.orbits} orbits at E = {s.energy:.4g} to t = {s.orbit_t_end:g}: "
-        f"{s.reference_method} reference, HNN, SympFlow",
+        f"held-out trajectories of the file, then {s.orbits} orbits at E = {s.energy:.4g} to "
+        f"t = {s.orbit_t_end:g}: {s.reference_method} reference, HNN, SympFlow",
     )
+    heldout = compare_heldout(out / DATA_FILE, out / SYMPFLOW_RUN, out / HNN_RUN, t_max=10.0)
     system = get_system("henon_heiles")
     common: dict[str, Any] = dict(
         system=system,
@@ -245,7 +287,7 @@ def run_demo(
     done()
 
     done = stage("report", "writing figures, report.json and REPORT.md")
-    figures = write_figures(out, diag)
+    figures = write_figures(out, diag, heldout)
     timings["total"] = time.perf_counter() - started  # provisional, for the report's own figure
     report = build_demo_report(
         settings=s,
@@ -253,6 +295,7 @@ def run_demo(
         data=data,
         hnn=hnn_summary,
         sympflow=sym_summary,
+        heldout=heldout,
         diagnostics=diag,
         figures=figures,
         timings=timings,
@@ -275,7 +318,7 @@ def _train_sympflow(kwargs: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(1)
         torch.set_default_dtype(torch.float64)
         kwargs = {**kwargs, "progress": False}
-    return train_sympflow("henon_heiles", **kwargs).summary
+    return train_sympflow(**kwargs).summary
 
 
 def _check_device(device: str) -> str:

@@ -17,8 +17,12 @@ class DemoSettings:
     ``hnn_window``-observation windows with the continuous adjoint, then ``hnn_lbfgs`` full-batch L-BFGS
     steps (``hnn_lbfgs_iterations`` iterations each) on the one-step error of every consecutive pair of
     observations (:class:`~symflow.discovery.pairs.PairObjective`).
-    SympFlow: ``sympflow_layers`` layers of width ``sympflow_width`` on ``Ω = {H ≤ energy}``, ``Δt = 1``,
-    ``sympflow_adam`` Adam then ``sympflow_lbfgs`` L-BFGS steps of Hamiltonian matching on the true H.
+    SympFlow: ``sympflow_layers`` layers of width ``sympflow_width``, ``Δt = 1``, trained *from the same
+    file* as the HNN on every pair of observations at most ``Δt`` apart: ``sympflow_adam`` Adam steps of
+    ``sympflow_batch`` pairs (one-cycle learning rate peaking at ``sympflow_lr``), then ``sympflow_lbfgs``
+    L-BFGS steps on ``sympflow_lbfgs_points`` pairs; ``sympflow_test`` of the trajectories are held out
+    (a subset of the HNN's validation trajectories, see :mod:`symflow.demo.heldout`); its energy error
+    is followed to ``sympflow_energy_horizon``.
     Diagnostics: ``orbits`` orbits at energy ``energy`` followed to ``orbit_t_end`` by the Gauss–Legendre
     reference (``reference_method`` with step ``reference_dt`` on the true field), the HNN's field
     (``hnn_method``) and the composed SympFlow map.
@@ -42,8 +46,13 @@ class DemoSettings:
     hnn_rtol: float = 1e-8
     sympflow_layers: int = 4
     sympflow_width: int = 10
-    sympflow_adam: int = 500
+    sympflow_adam: int = 3000
+    sympflow_batch: int = 512
+    sympflow_lr: float = 2e-2
     sympflow_lbfgs: int = 30
+    sympflow_lbfgs_points: int = 8000
+    sympflow_test: float = 0.1
+    sympflow_energy_horizon: float = 1000.0
     energy: float = 1 / 12
     orbits: int = 16
     orbit_t_end: float = 200.0
@@ -74,7 +83,11 @@ QUICK = DemoSettings(
     sympflow_width=6,
     sympflow_layers=2,
     sympflow_adam=20,
+    sympflow_batch=64,
     sympflow_lbfgs=1,
+    sympflow_lbfgs_points=256,
+    sympflow_test=0.2,
+    sympflow_energy_horizon=50.0,
     orbits=3,
     orbit_t_end=12.0,
     reference_dt=0.2,

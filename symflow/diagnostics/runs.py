@@ -9,7 +9,8 @@ learner it holds, and that decides how the model moves states forward:
   the true system is the one named by the training file's attributes.
 * ``sympflow`` / ``pinn`` (flow maps, :mod:`symflow.learners`): ``N(t, x0)`` on ``[0, Δt]``, composed
   for longer times (:meth:`~symflow.diagnostics.sources.FlowMapSource.from_model`); the true system is
-  the one the map was trained on.
+  the one the map was trained on (Hamiltonian matching), or the one its trajectory file names
+  (trained from data: ``config.json`` records it, or why there is none).
 
 The learners are imported only here, lazily, so the rest of the diagnostics package does not depend
 on them.
@@ -93,7 +94,14 @@ def source_from_run(
         from symflow.learners.training import system_from_config
 
         model = load_model(path)
-        true_system = system or system_from_config(config)
+        true_system = system
+        if true_system is None:
+            if not config.get("system"):
+                note = config.get("system_note") or "the run names no system"
+                raise RunDirectoryError(
+                    f"{path}: no true system to compare with ({note}); pass one (--system NAME)"
+                )
+            true_system = system_from_config(config)
         source = FlowMapSource.from_model(model, system=true_system)
         info["description"] = f"{learner} run {path} ({source.name})"
         return RunSource(source, true_system, learner, model, info)

@@ -2,13 +2,14 @@
 
 Shared by the examples, ``benchmarks/bench_sympflow.py`` and the slow tests, so that the figures
 quoted in the docs come from exactly these settings. Each entry is a dict of keyword arguments for
-:func:`~symflow.learners.training.train_flow_map` (plus ``system``); :func:`quick` shrinks one to a
-smoke-test size.
+:func:`~symflow.learners.training.train_flow_map` (``system``, ``learner`` and the fields of the
+learner's configuration dataclass); :func:`quick` shrinks one to a smoke-test size.
 
 * ``oscillator``: harmonic oscillator, unsupervised, ``Ω = {H ≤ 1/2}`` (the unit disc), ``Δt = 1``,
   1,224 weights.
-* ``henon_heiles``: Hénon–Heiles, unsupervised, ``Δt = 1``, ``Ω = {H ≤ 1/12}``, the official
-  configuration (1,280 weights, 700 fresh collocation points per Adam step).
+* ``henon_heiles``: Hénon–Heiles, unsupervised, ``Δt = 1``, ``Ω = {H ≤ 1/12}``, 4 layers of width 10
+  (1,280 weights), 700 fresh collocation points per Adam step (the published code's count; its
+  Hénon–Heiles runs use 3 layers on the box ``[−1, 1]⁴`` instead, see ``docs/learners.md``).
 * ``henon_heiles_pinn``: the flow-map PINN on the same problem with about as many weights.
 """
 
@@ -23,7 +24,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "learner": "sympflow",
         "dt": 1.0,
         "energy_max": 0.5,
-        "model": {"layers": 3, "width": 12},
+        "layers": 3,
+        "width": 12,
         "adam_steps": 200,
         "lbfgs_steps": 200,
         "collocation": 700,
@@ -38,7 +40,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "learner": "sympflow",
         "dt": 1.0,
         "energy_max": 1 / 12,
-        "model": {"layers": 4, "width": 10},
+        "layers": 4,
+        "width": 10,
         "adam_steps": 1000,
         "lbfgs_steps": 300,
         "collocation": 700,
@@ -53,7 +56,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "learner": "pinn",
         "dt": 1.0,
         "energy_max": 1 / 12,
-        "model": {"width": 30},
+        "width": 30,
         "adam_steps": 1000,
         "lbfgs_steps": 300,
         "collocation": 700,

@@ -12,8 +12,9 @@ residual trains the PINNs (for the single-IVP PINN, ``N(t)`` has no ``x0``).
 **Trajectory matching**: observed trajectories ``ts (B, T)``, ``ys (B, T, D)``, ``mask (B, T)`` —
 exactly the batch layout of the data layer's collate function (NaN padding where ``mask`` is
 false). Every ordered pair of observations ``(j, k)`` of one trajectory with
-``0 < t_k − t_j ≤ horizon`` gives a target: ``N(t_k − t_j, y_j) ≈ y_k`` (composition beyond
-``Δt``), and the loss is the mean squared error over a random subset of pairs.
+``0 < t_k − t_j ≤ horizon`` (``anchors="all"``), or only those with ``j`` the trajectory's first
+observation (``anchors="first"``), gives a target: ``N(t_k − t_j, y_j) ≈ y_k`` (composition beyond
+``Δt``), and the loss is the mean squared error over a minibatch of pairs.
 """
 
 from __future__ import annotations
@@ -75,8 +76,11 @@ class TrajectoryPairs:
         return compact_repr(self)
 
 
+ANCHORS = ("all", "first")
+
+
 def trajectory_pairs(
-    ts: Tensor, ys: Tensor, mask: Tensor | None = None, *, horizon: float
+    ts: Tensor, ys: Tensor, mask: Tensor | None = None, *, horizon: float, anchors: str = "all"
 ) -> TrajectoryPairs:
     """Every pair of observed states of one trajectory at most ``horizon`` apart in time.
 
@@ -87,6 +91,8 @@ def trajectory_pairs(
             NaN; they are never read into the arithmetic.
         horizon: the largest time gap to pair (``Δt`` to train the map alone; larger gaps are
             predicted by composition).
+        anchors: ``"all"`` (every observation starts pairs) or ``"first"`` (only each trajectory's
+            first observation does: ``y_0 → y_k``, the published SympFlow code's setting).
     """
     if not isinstance(ys, torch.Tensor) or ys.ndim != 3:
         raise InvalidArgumentError("ys", ys, "a tensor of shape (B, T, D)")
@@ -98,13 +104,17 @@ def trajectory_pairs(
         mask = torch.ones(B, T, dtype=torch.bool, device=ys.device)
     if not isinstance(mask, torch.Tensor) or mask.shape != (B, T) or mask.dtype != torch.bool:
         raise InvalidArgumentError("mask", mask, f"a bool tensor of shape ({B}, {T})")
-    if not (isinstance(horizon, (int, float)) and horizon > 0):
+    if isinstance(horizon, bool) or not (isinstance(horizon, (int, float)) and horizon > 0):
         raise InvalidArgumentError("horizon", horizon, "a positive time")
-    t_obs = torch.where(mask, ts, torch.zeros((), dtype=ts.dtype))
+    if anchors not in ANCHORS:
+        raise InvalidArgumentError("anchors", anchors, f"one of {', '.join(ANCHORS)}")
+    t_obs = torch.where(mask, ts, ts.new_zeros(()))
     if not torch.isfinite(t_obs).all() or not torch.isfinite(ys[mask]).all():
         bad = (~torch.isfinite(t_obs) | ~torch.isfinite(ys).all(-1)) & mask
         row = int(bad.any(-1).nonzero()[0])
         raise InvalidArgumentError("ys", ys, f"finite observed times and states (trajectory {row} is not)")
+    # The first observation of each row (masks need not be prefixes here).
+    first = mask & (mask.cumsum(-1) == 1)
     gaps, starts, ends, rows = [], [], [], []
     for offset in range(1, T):
         gap = t_obs[:, offset:] - t_obs[:, :-offset]
@@ -113,6 +123,8 @@ def trajectory_pairs(
             row = int(((gap <= 0) & both).any(-1).nonzero()[0])
             raise InvalidArgumentError("ts", ts, f"strictly increasing observed times (trajectory {row})")
         keep = both & (gap <= horizon)
+        if anchors == "first":
+            keep = keep & first[:, :-offset]
         if not keep.any():
             continue
         b, j = keep.nonzero(as_tuple=True)

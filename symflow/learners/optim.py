@@ -28,13 +28,28 @@ from symflow.integrators.errors import InvalidArgumentError
 Tensor = torch.Tensor
 
 
+SCHEDULES = ("cosine", "onecycle", "constant")
+
+
 class AdamThenLBFGS(torch.optim.Optimizer):
-    """``adam_steps`` Adam steps with a cosine learning rate ``lr → lr_final``, then L-BFGS.
+    """``adam_steps`` Adam steps with a learning-rate schedule, then L-BFGS.
+
+    Schedules of the Adam phase (step ``k`` of ``K``, ``c(x) = (1 + cos πx)/2`` falling from 1 to 0):
+
+    * ``"cosine"``: ``lr → lr_final`` along ``c`` in log space, ``log lr_k = log lr_final +
+      c(k/(K−1)) (log lr − log lr_final)``;
+    * ``"onecycle"`` (Smith & Topin, "Super-convergence", arXiv:1708.07120, 2017; the schedule of the
+      published SympFlow code): rises from ``lr_final`` to the peak ``lr`` over the first ``warmup``
+      fraction of the steps and anneals back to ``lr_final``, both halves along ``c`` (linear space);
+    * ``"constant"``: ``lr`` throughout.
 
     Args:
         params: the model's parameters.
         adam_steps: length of the Adam phase (``0``: L-BFGS from the start).
-        lr, lr_final: Adam's learning rate at the first and last Adam step.
+        lr, lr_final: see the schedules.
+        schedule, warmup: see the schedules.
+        grad_clip: clip the gradient norm of every Adam step to this (``None``: no clipping). The
+            L-BFGS phase is never clipped: its line search needs the true gradient.
         lbfgs_iterations: L-BFGS iterations per training step (function evaluations may be a few more
             because of the line search).
         history: L-BFGS memory.
@@ -47,6 +62,9 @@ class AdamThenLBFGS(torch.optim.Optimizer):
         adam_steps: int,
         lr: float = 1e-2,
         lr_final: float = 1e-4,
+        schedule: str = "cosine",
+        warmup: float = 0.3,
+        grad_clip: float | None = None,
         lbfgs_iterations: int = 20,
         history: int = 50,
     ) -> None:
@@ -56,10 +74,21 @@ class AdamThenLBFGS(torch.optim.Optimizer):
                 raise InvalidArgumentError(name, value, "a positive learning rate")
         if isinstance(adam_steps, bool) or not isinstance(adam_steps, int) or adam_steps < 0:
             raise InvalidArgumentError("adam_steps", adam_steps, "a non-negative integer")
+        if schedule not in SCHEDULES:
+            raise InvalidArgumentError("schedule", schedule, f"one of {', '.join(SCHEDULES)}")
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+            raise InvalidArgumentError("warmup", warmup, "a fraction in [0, 1)")
+        if grad_clip is not None and (
+            isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float)) or not grad_clip > 0
+        ):
+            raise InvalidArgumentError("grad_clip", grad_clip, "a positive gradient norm, or None")
         super().__init__(params, {"lr": float(lr)})
         self.adam_steps = adam_steps
         self.lr_start = float(lr)
         self.lr_final = float(lr_final)
+        self.schedule = schedule
+        self.warmup = float(warmup)
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.adam = torch.optim.Adam(params, lr=float(lr))
         self.lbfgs = torch.optim.LBFGS(
             params,
@@ -80,13 +109,19 @@ class AdamThenLBFGS(torch.optim.Optimizer):
         return "adam" if self.steps_taken < self.adam_steps else "lbfgs"
 
     def learning_rate(self, step: int) -> float:
-        if self.adam_steps <= 1:
+        """Adam's learning rate at ``step`` (0-based) under the schedule."""
+        if self.schedule == "constant" or self.adam_steps <= 1:
             return self.lr_start
-        frac = min(step, self.adam_steps - 1) / (self.adam_steps - 1)
-        log_lr = math.log(self.lr_final) + 0.5 * (1 + math.cos(math.pi * frac)) * (
-            math.log(self.lr_start) - math.log(self.lr_final)
-        )
-        return math.exp(log_lr)
+        last = self.adam_steps - 1
+        k = min(step, last)
+        if self.schedule == "cosine":
+            c = _falling(k / last)
+            return math.exp(math.log(self.lr_final) + c * (math.log(self.lr_start) - math.log(self.lr_final)))
+        peak = round(self.warmup * last)  # onecycle
+        if k < peak:
+            return self.lr_start + _falling(k / peak) * (self.lr_final - self.lr_start)
+        frac = (k - peak) / (last - peak) if last > peak else 1.0
+        return self.lr_final + _falling(frac) * (self.lr_start - self.lr_final)
 
     def set_closure(self, closure: Callable[[], Tensor], loss: Tensor) -> None:
         """Register the L-BFGS phase's loss closure; ``loss`` is the value the trainer back-propagates."""
@@ -110,6 +145,8 @@ class AdamThenLBFGS(torch.optim.Optimizer):
                 group["lr"] = lr
             for group in self.param_groups:
                 group["lr"] = lr
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.adam.param_groups[0]["params"], self.grad_clip)
             self.adam.step()
             out = None
         else:
@@ -136,3 +173,8 @@ class AdamThenLBFGS(torch.optim.Optimizer):
         lr = self.learning_rate(self.steps_taken) if self.phase == "adam" else 1.0
         for group in self.param_groups:
             group["lr"] = lr
+
+
+def _falling(x: float) -> float:
+    """``(1 + cos πx)/2``: 1 at ``x = 0``, 0 at ``x = 1``."""
+    return 0.5 * (1.0 + math.cos(math.pi * x))

@@ -98,7 +98,8 @@ def load_model(run_dir: str | Path, *, map_location: str | torch.device = "cpu")
     """The trained model of a run directory (``config.json`` + verified ``weights_only`` checkpoint).
 
     The model is returned in eval mode on ``map_location``; its ``derivatives`` setting is the one
-    it was trained with.
+    it was trained with. A run trained with ``keep_best`` gives its best weights (lowest validation
+    loss), as training returned them.
     """
     config = read_config(run_dir)
     for key in ("learner", "model", "dtype"):
@@ -106,5 +107,8 @@ def load_model(run_dir: str | Path, *, map_location: str | torch.device = "cpu")
             raise CheckpointError(f"{run_dir}/config.json: missing {key!r}; not a learner run")
     model = build_model(config["learner"], config["model"], dtype=config["dtype"])
     ckpt = load_checkpoint(Path(run_dir) / "checkpoints", map_location=map_location)
+    best = ckpt.state.get("extra", {}).get("best", {}).get("model")
+    if config.get("options", {}).get("keep_best") and best:
+        ckpt.state["model"] = best  # the run kept its best validation weights: those are the model
     load_module_state(model, ckpt)  # one-line CheckpointError if the weights do not fit
     return model.to(map_location).eval()

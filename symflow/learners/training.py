@@ -1,18 +1,25 @@
-"""Training entry points, all built on :class:`symflow.training.Trainer`.
+"""Training the learners, all on :class:`symflow.training.Trainer`, configured by one dataclass each.
 
-* :func:`train_sympflow` / :func:`train_flow_map` — unsupervised Hamiltonian matching of a flow map
-  (SympFlow or the flow-map PINN) on ``Ω × [0, Δt]``;
-* :func:`train_pinn` — the PINN learners: ``kind="flow"`` (flow map) or ``kind="ivp"`` (one
-  initial value problem, :func:`train_ivp_pinn`);
-* :func:`fit_trajectories` — supervised training of a flow map from trajectories given as tensors
-  ``ts (B, T)``, ``ys (B, T, D)``, ``mask (B, T)`` (the data layer's batch layout).
+One entry point, two data sources of the same learner (``docs/learners.md``):
 
-Optimisation is Adam on fresh collocation points every step (``collocation`` points, ``t``
-uniform in ``[0, Δt]``, ``x0`` from the domain), then optionally L-BFGS on a collocation set that
-is redrawn every ``lbfgs_resample`` steps (:class:`~symflow.learners.optim.AdamThenLBFGS`). All
-randomness comes from one seeded generator that the checkpoints capture, so runs are reproducible
-and resume bit for bit. A run directory gets ``config.json``, ``metrics.jsonl``, checkpoints,
-``summary.json`` (residual, a-posteriori estimate, trajectory and energy errors) and PNG figures.
+* ``train_flow_map("henon_heiles", learner="sympflow", energy_max=1/12, ...)`` — **Hamiltonian
+  matching** on ``Ω × [t_lo, t_hi]`` (unsupervised; the equations are the data);
+* ``train_flow_map(data="hh.h5", learner="sympflow", ...)`` — **supervised** from trajectories: a file
+  path, a :class:`~symflow.data.TrajectoryDataset` or tensors ``(ts, ys[, mask])``; seeded
+  trajectory-level train/validation/test split, pairs of observations within a horizon
+  (:mod:`.supervised`), and the held-out evaluation of :mod:`.data_evaluation`.
+
+``train_sympflow`` / ``train_pinn`` fix the learner; ``kind="ivp"`` with ``x0``/``t_end`` trains the
+single-IVP PINN. Options are the fields of :class:`~symflow.learners.config.SympFlowConfig` /
+:class:`~symflow.learners.config.PinnConfig` (pass a ``config=`` and/or keyword options), checked
+before any work. Optimisation is Adam (cosine, one-cycle or constant learning rate, optional
+gradient clipping) then optionally L-BFGS (:class:`~symflow.learners.optim.AdamThenLBFGS`); with
+``keep_best`` the weights with the lowest validation loss are the ones kept.
+
+All randomness comes from seeded generators that the checkpoints capture (or that are pure functions
+of the step), so runs are reproducible and resume bit for bit. A run directory gets ``config.json``
+(the configuration plus what was derived from it: model, domain, data split), ``metrics.jsonl``,
+checkpoints, ``summary.json`` and PNG figures.
 """
 
 from __future__ import annotations
@@ -28,16 +35,24 @@ import torch
 from torch import nn
 
 from symflow.integrators.errors import InvalidArgumentError
-from symflow.integrators.reprs import compact_repr
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 from symflow.training import GeneratorState, RunDirectory, Trainer, seed_everything
 
 from . import evaluation as ev
-from .domains import Domain, EnergySublevel, make_domain
+from .config import RESUMABLE, FlowMapConfig, PinnConfig, config_class
+from .domains import Box, Domain, EnergySublevel, SystemDomain
 from .flowmap import FlowMap
 from .losses import hamiltonian_matching_loss, ivp_loss, trajectory_loss, trajectory_pairs
 from .optim import AdamThenLBFGS
-from .registry import LEARNERS, build_model, dtype_name, parse_dtype, read_config
+from .registry import build_model, dtype_name, parse_dtype, read_config
+from .supervised import (
+    PairBatches,
+    TrajectoryData,
+    UnusableDataError,
+    load_trajectory_data,
+    named_system,
+    split_trajectories,
+)
 
 Tensor = torch.Tensor
 
@@ -45,7 +60,8 @@ Tensor = torch.Tensor
 @dataclass
 class TrainResult:
     """What a training function returns: the trained model, the summary written to ``summary.json``,
-    the run directory (``None`` for a temporary one) and, for plotting, the evaluation tensors."""
+    the run directory (``None`` for a temporary one), ``config.json``'s content and, for plotting,
+    the evaluation tensors."""
 
     model: nn.Module
     summary: dict[str, Any]
@@ -53,12 +69,10 @@ class TrainResult:
     config: dict[str, Any]
     evaluation: dict[str, Any] = field(default_factory=dict)
 
-    def __repr__(self) -> str:
-        return compact_repr(self, fields=("model", "summary", "run_dir"))
-
 
 class CollocationSet:
-    """The L-BFGS phase's current collocation set, checkpointed so a resumed run redraws nothing."""
+    """The L-BFGS phase's current collocation set (or pair indices in ``t``), checkpointed so a
+    resumed run redraws nothing."""
 
     def __init__(self) -> None:
         self.t = torch.empty(0)
@@ -75,27 +89,149 @@ class CollocationSet:
         self.t, self.x = state["t"], state["x"]
 
 
-def _count(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(name, value, f"an integer >= {minimum}")
-    return value
+class BestWeights:
+    """The weights with the lowest validation loss seen so far (``keep_best``), checkpointed with the
+    run so a resumed run keeps choosing among the same candidates."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.loss = math.inf
+        self.step = -1
+        self.weights: dict[str, Tensor] = {}
+
+    def offer(self, loss: float, step: int) -> None:
+        if math.isfinite(loss) and loss < self.loss:
+            self.loss, self.step = float(loss), int(step)
+            self.weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "loss": torch.tensor(self.loss, dtype=torch.float64),
+            "step": torch.tensor(self.step),
+            "model": self.weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loss, self.step = float(state["loss"]), int(state["step"])
+        self.weights = dict(state["model"])
+
+    def restore_into_model(self) -> None:
+        if self.weights:
+            self.model.load_state_dict(self.weights)
 
 
-def _resolve_system(system: str | HamiltonianSystem, system_args: dict[str, Any] | None) -> HamiltonianSystem:
+# -- entry points ------------------------------------------------------------------------------------
+
+
+def train_flow_map(
+    system: str | HamiltonianSystem | None = None,
+    *,
+    data: Any = None,
+    learner: str = "sympflow",
+    config: FlowMapConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_at: int | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a learner from a system (Hamiltonian matching) or from trajectory data (supervised).
+
+    Args:
+        system: a registered system name or a :class:`HamiltonianSystem` (unsupervised), or ``None``.
+        data: a trajectory file path, a :class:`~symflow.data.TrajectoryDataset` or tensors
+            ``(ts, ys[, mask])`` (supervised); not together with ``system``.
+        learner: ``"sympflow"`` or ``"pinn"`` (``kind="ivp"`` for the single-IVP PINN).
+        config: a :class:`~symflow.learners.config.SympFlowConfig` / ``PinnConfig``; ``options``
+            (its field names) override it. Every value is checked before any work.
+        run_dir: where ``config.json``, ``metrics.jsonl``, checkpoints, ``summary.json`` and figures
+            go (``None``: a temporary directory, deleted on return). ``resume`` continues it (only
+            ``lbfgs_steps`` and the evaluation options may change); ``overwrite`` starts it afresh.
+        progress: show a progress bar.
+        stop_at: end this invocation at that step with a checkpoint (the schedule still spans the
+            whole run; ``resume=True`` continues it). The evaluation runs when the run completes.
+    """
+    cls = config_class(learner)
+    if config is not None and not isinstance(config, cls):
+        raise InvalidArgumentError("config", config, f"a {cls.__name__} for learner {learner!r}")
+    cfg = config if config is not None else cls()
+    built: HamiltonianSystem | None = None
     if isinstance(system, HamiltonianSystem):
-        if system_args:
-            raise InvalidArgumentError("system_args", system_args, "no arguments with a built system")
-        return system
-    return get_system(system, **(system_args or {}))
+        built = system
+        options = {"system": system.name, "system_args": dict(system.params), **options}
+    elif system is not None:
+        options = {"system": system, **options}
+    given = None  # data given as objects (tensors, a dataset) rather than by the config's path
+    if data is not None:
+        if isinstance(data, (tuple, list)):
+            given = data
+        else:
+            from symflow.data import TrajectoryDataset
+
+            path = data.path if isinstance(data, TrajectoryDataset) else data
+            if isinstance(data, TrajectoryDataset):
+                options = {**options, **{k: v for k, v in data.keys.items() if v is not None}}
+                given = data
+            options = {"data": str(path), **options}
+    if options:
+        cfg = cfg.replace(**options)
+    if isinstance(cfg, PinnConfig) and cfg.kind == "ivp":
+        return _train_ivp(cfg, built, run_dir, resume, overwrite, progress, stop_at)
+    if given is not None or cfg.data is not None:
+        cfg.check_source("data")
+        source = given if given is not None else cfg.data
+        return _train_supervised(cfg, source, run_dir, resume, overwrite, progress, stop_at)
+    if cfg.system is None:
+        raise InvalidArgumentError(
+            "system",
+            None,
+            "a data source: a system to match (system=/--system) or trajectories (data=/--data)",
+        )
+    cfg.check_source("system")
+    return _train_unsupervised(cfg, built, run_dir, resume, overwrite, progress, stop_at)
+
+
+def train_sympflow(system: str | HamiltonianSystem | None = None, **kwargs: Any) -> TrainResult:
+    """:func:`train_flow_map` with ``learner="sympflow"``."""
+    return train_flow_map(system, learner="sympflow", **kwargs)
+
+
+def train_pinn(system: str | HamiltonianSystem | None = None, **kwargs: Any) -> TrainResult:
+    """:func:`train_flow_map` with ``learner="pinn"``: the flow-map PINN (``kind="flow"``, default) or
+    the single-IVP PINN (``kind="ivp"`` with ``x0`` and ``t_end``)."""
+    return train_flow_map(system, learner="pinn", **kwargs)
+
+
+def train_ivp_pinn(system: str | HamiltonianSystem, *, x0: Any, t_end: float, **kwargs: Any) -> TrainResult:
+    """The single-IVP PINN: :func:`train_pinn` with ``kind="ivp"``."""
+    if isinstance(x0, Tensor):
+        x0 = x0.detach().flatten().tolist()
+    return train_pinn(system, kind="ivp", x0=x0, t_end=t_end, **kwargs)
+
+
+def system_from_config(config: dict[str, Any]) -> HamiltonianSystem:
+    """The true system of a run (registered systems only): the one it was trained on, or the one its
+    trajectory file named. Raises :class:`InvalidArgumentError` when the run has none."""
+    spec = config.get("system")
+    if not spec:
+        note = config.get("system_note") or "the run names no system"
+        raise InvalidArgumentError("system", None, f"a true system for this run ({note})")
+    return get_system(spec["name"], **spec["args"])
+
+
+# -- shared set-up -----------------------------------------------------------------------------------
+
+
+def _device(cfg: FlowMapConfig) -> torch.device:
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError("device", cfg.device, "'cpu': no CUDA device is available on this machine")
+    return dev
 
 
 def _system_config(system: HamiltonianSystem) -> dict[str, Any]:
     return {"name": system.name, "args": dict(system.params)}
-
-
-def system_from_config(config: dict[str, Any]) -> HamiltonianSystem:
-    """The system a run was trained on (registered systems only)."""
-    return get_system(config["system"]["name"], **config["system"]["args"])
 
 
 def _open_run(run_dir: str | Path | None, resume: bool, overwrite: bool) -> tuple[RunDirectory, Any]:
@@ -108,285 +244,252 @@ def _open_run(run_dir: str | Path | None, resume: bool, overwrite: bool) -> tupl
 
 
 def _check_resume_config(run: RunDirectory, config: dict[str, Any]) -> None:
-    """A resumed run must train the same problem; only the step budget and evaluation may change."""
+    """A resumed run must train the same problem; only the L-BFGS budget and evaluation may change."""
     old = read_config(run.path)
-    mutable = {"lbfgs_steps"}
     for key in ("learner", "system", "model", "dtype", "domain", "data"):
         if old.get(key) != config.get(key):
             raise InvalidArgumentError(
                 key, config.get(key), f"the value this run was started with ({old.get(key)!r}) to --resume it"
             )
-    for key, value in config.get("training", {}).items():
-        if key not in mutable and old.get("training", {}).get(key) != value:
+    before = old.get("options", {})
+    for key, value in config["options"].items():
+        if key not in RESUMABLE and before.get(key) != value:
             raise InvalidArgumentError(
-                key,
-                value,
-                f"the value this run was started with ({old['training'].get(key)!r}) to --resume it",
+                key, value, f"the value this run was started with ({before.get(key)!r}) to --resume it"
             )
 
 
+@dataclass
+class _Session:
+    run: RunDirectory
+    tmp: Any
+    gen: torch.Generator
+    cache: CollocationSet
+    best: BestWeights
+    opt: AdamThenLBFGS
+    trainer: Trainer
+
+
 def _start_session(
+    cfg: FlowMapConfig,
+    net: nn.Module,
+    config: dict[str, Any],
     run_dir: str | Path | None,
     resume: bool,
     overwrite: bool,
-    config: dict[str, Any],
-    net: nn.Module,
-    *,
-    seed: int,
-    adam_steps: int,
-    lbfgs_steps: int,
-    lr: float,
-    lr_final: float,
-    lbfgs_iterations: int,
-    checkpoint_every: int,
-    log_every: int,
     progress: bool,
     description: str,
-) -> tuple[RunDirectory, Any, torch.Generator, CollocationSet, AdamThenLBFGS, Trainer]:
-    """Open (or resume) the run directory and build what every collocation-trained learner needs: the
-    seeded generator and the L-BFGS collocation set (both checkpointed), Adam-then-L-BFGS and the
-    trainer. Returns ``(run, tmp, generator, collocation, optimizer, trainer)``; ``tmp`` is the temporary
-    directory to clean up when ``run_dir`` is ``None``."""
+    device: torch.device,
+) -> _Session:
+    """Open (or resume) the run directory and build what every learner's loop needs: the seeded
+    generator, the L-BFGS set and the best weights (all checkpointed), the optimiser and the trainer."""
     run, tmp = _open_run(run_dir, resume, overwrite)
     try:
         if resume:
             _check_resume_config(run, config)
         run.write_json("config.json", config)
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
         cache = CollocationSet()
+        best = BestWeights(net)
         opt = AdamThenLBFGS(
             net.parameters(),
-            adam_steps=adam_steps,
-            lr=lr,
-            lr_final=lr_final,
-            lbfgs_iterations=lbfgs_iterations,
+            adam_steps=cfg.adam_steps,
+            lr=cfg.lr,
+            lr_final=cfg.lr_final,
+            schedule=cfg.schedule,
+            warmup=cfg.warmup,
+            grad_clip=cfg.grad_clip,
+            lbfgs_iterations=cfg.lbfgs_iterations,
         )
         trainer = Trainer(
             run,
             net,
             opt,
-            steps=adam_steps + lbfgs_steps,
+            steps=cfg.adam_steps + cfg.lbfgs_steps,
             config=config,
-            extra_state={"generator": GeneratorState(gen), "collocation": cache},
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
+            extra_state={"generator": GeneratorState(gen), "collocation": cache, "best": best},
+            checkpoint_every=cfg.checkpoint_every,
+            log_every=cfg.log_every,
             progress=progress,
             description=description,
         )
         if resume:
-            trainer.restore()
+            trainer.restore(map_location=device)
     except BaseException:
         run.close()
         if tmp is not None:
             tmp.cleanup()
         raise
-    return run, tmp, gen, cache, opt, trainer
+    return _Session(run, tmp, gen, cache, best, opt, trainer)
 
 
-def _time_draw(n: int, dt: float, gen: torch.Generator) -> Tensor:
-    return dt * torch.rand(n, generator=gen, dtype=torch.float64)
+def _fit(
+    s: _Session,
+    cfg: FlowMapConfig,
+    loss_fn: Any,
+    validate: Any,
+    stop_at: int | None,
+) -> tuple[float, float, bool]:
+    """Run the trainer (validation feeding ``keep_best``); returns ``(seconds, cpu seconds, done)``."""
 
+    def checked() -> dict[str, Tensor]:
+        out = validate()
+        s.best.offer(float(next(iter(out.values()))), s.trainer.step)
+        return out
 
-def train_flow_map(
-    system: str | HamiltonianSystem,
-    *,
-    learner: str = "sympflow",
-    dt: float = 1.0,
-    model: dict[str, Any] | None = None,
-    domain: Domain | dict[str, Any] | None = None,
-    energy_max: float | None = None,
-    adam_steps: int = 2000,
-    lbfgs_steps: int = 0,
-    collocation: int = 700,
-    lbfgs_points: int = 2000,
-    lbfgs_resample: int = 10,
-    lbfgs_iterations: int = 20,
-    lr: float = 1e-2,
-    lr_final: float = 1e-4,
-    seed: int = 0,
-    dtype: str | torch.dtype = "float64",
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    checkpoint_every: int = 200,
-    log_every: int = 10,
-    validate_every: int = 100,
-    validation_points: int = 2000,
-    evaluate: bool = True,
-    horizon: float | None = None,
-    energy_horizon: float | None = None,
-    eval_samples: int = 16,
-    plots: bool = True,
-    system_args: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train a flow map by Hamiltonian matching on ``Ω × [0, Δt]`` (see the module docstring).
-
-    Args:
-        system: a registered name (with ``system_args``) or a :class:`HamiltonianSystem`.
-        learner: ``"sympflow"`` or ``"pinn"`` (the flow-map PINN).
-        dt: ``Δt``, the time span the map is trained on.
-        model: constructor arguments of the learner (e.g. ``{"layers": 4, "width": 10}``).
-        domain: ``Ω`` — a domain object or its config dict; ``energy_max`` is the shortcut for
-            :class:`~symflow.learners.domains.EnergySublevel` (``H ≤ energy_max``); default: the
-            system's sampler.
-        adam_steps, lbfgs_steps: lengths of the two optimisation phases (one "epoch" is one step).
-        collocation: fresh collocation points per Adam step (the official configuration uses 700).
-        lbfgs_points, lbfgs_resample, lbfgs_iterations: the L-BFGS phase's collocation set size, how
-            often it is redrawn (in steps) and iterations per step.
-        lr, lr_final: Adam's cosine (in log space) learning-rate schedule.
-        seed: seeds the model initialisation and every random draw.
-        dtype: ``"float64"`` (default) or ``"float32"``.
-        run_dir: where config, metrics, checkpoints, summary and figures go (``None``: a temporary
-            directory, deleted on return). ``resume`` continues it (more ``lbfgs_steps`` allowed);
-            ``overwrite`` starts it afresh.
-        evaluate: after training, measure the residual, the a-posteriori estimate, the trajectory
-            error to ``horizon`` (default ``100 Δt`` with an exact flow, else ``10 Δt``) and the
-            energy error to ``energy_horizon`` (default ``1000 Δt``) on ``eval_samples`` states.
-    """
-    spec = LEARNERS.get(learner)
-    if not spec.flow_map:
-        raise InvalidArgumentError(
-            "learner", learner, "a flow-map learner (sympflow or pinn); see train_pinn"
-        )
-    sys_ = _resolve_system(system, system_args)
-    torch_dtype = parse_dtype(dtype)
-    adam_steps = _count("adam_steps", adam_steps, 0)
-    lbfgs_steps = _count("lbfgs_steps", lbfgs_steps, 0)
-    if adam_steps + lbfgs_steps == 0:
-        raise InvalidArgumentError("adam_steps", adam_steps, "at least one training step in total")
-    collocation = _count("collocation", collocation)
-    lbfgs_points = _count("lbfgs_points", lbfgs_points)
-    lbfgs_resample = _count("lbfgs_resample", lbfgs_resample)
-    if energy_max is not None:
-        if domain is not None:
-            raise InvalidArgumentError("energy_max", energy_max, "not both energy_max and domain")
-        dom: Domain = EnergySublevel(sys_, energy_max)
-    elif domain is None or isinstance(domain, dict):
-        dom = make_domain(sys_, domain)
-    else:
-        dom = domain
-    if dom.dim != sys_.dim:
-        raise InvalidArgumentError("domain", dom, f"a domain of dimension {sys_.dim} for {sys_.name}")
-
-    seed_everything(seed)
-    model_args = {"dt": dt, **(model or {})}
-    model_args["dof" if spec.name == "sympflow" else "dim"] = (
-        sys_.dof if spec.name == "sympflow" else sys_.dim
+    started, cpu = time.perf_counter(), time.process_time()
+    s.trainer.fit(
+        loss_fn,
+        validate=None if validate is None else checked,
+        validate_every=cfg.validate_every,
+        stop_at=stop_at,
     )
-    net = build_model(spec.name, model_args, dtype=torch_dtype)
-    config = {
-        "learner": spec.name,
-        "system": _system_config(sys_),
-        "model": net.config(),
-        "dtype": dtype_name(torch_dtype),
-        "domain": dom.config(),
-        "parameters": net.num_parameters(),
-        "training": {
-            "adam_steps": adam_steps,
-            "lbfgs_steps": lbfgs_steps,
-            "collocation": collocation,
-            "lbfgs_points": lbfgs_points,
-            "lbfgs_resample": lbfgs_resample,
-            "lbfgs_iterations": lbfgs_iterations,
-            "lr": lr,
-            "lr_final": lr_final,
-            "seed": seed,
-            "validation_points": validation_points,
-        },
+    done = s.trainer.step >= s.trainer.steps
+    if cfg.keep_best and done:
+        s.best.restore_into_model()
+    return time.perf_counter() - started, time.process_time() - cpu, done
+
+
+def _base_summary(
+    cfg: FlowMapConfig, net: nn.Module, s: _Session, seconds: float, cpu: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "learner": getattr(net, "learner", cfg.learner) or cfg.learner,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+        "steps": s.trainer.step,
+        "train_seconds": seconds,
+        "train_cpu_seconds": cpu,
+        **{f"final_{k}": v for k, v in _last_metrics(s.run).items()},
     }
-    session = _start_session(
-        run_dir,
-        resume,
-        overwrite,
-        config,
-        net,
-        seed=seed,
-        adam_steps=adam_steps,
-        lbfgs_steps=lbfgs_steps,
-        lr=lr,
-        lr_final=lr_final,
-        lbfgs_iterations=lbfgs_iterations,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
-        progress=progress,
-        description=f"{spec.name} {sys_.name}",
-    )
-    run, tmp, gen, cache, opt, trainer = session
-    try:
-        field_ = vector_field(sys_)
-        cast = {"dtype": torch_dtype}
-
-        def draw(n: int) -> tuple[Tensor, Tensor]:
-            t = _time_draw(n, net.dt, gen).to(**cast)
-            return t, dom.sample(n, gen, dtype=torch_dtype)
-
-        def loss_fn(step: int) -> dict[str, Tensor]:
-            if step < adam_steps:
-                t, x = draw(collocation)
-                return {"loss": hamiltonian_matching_loss(net, field_, t, x)}
-            if cache.empty or (step - adam_steps) % lbfgs_resample == 0:
-                cache.t, cache.x = draw(lbfgs_points)
-
-            def closure() -> Tensor:
-                return hamiltonian_matching_loss(net, field_, cache.t, cache.x)
-
-            loss = closure()
-            opt.set_closure(closure, loss)
-            return {"loss": loss}
-
-        val_gen = torch.Generator().manual_seed(seed + 1_000_003)  # held out: never used in training
-        val_t = _time_draw(validation_points, net.dt, val_gen).to(**cast)
-        val_x = dom.sample(validation_points, val_gen, dtype=torch_dtype)
-
-        def validate() -> dict[str, Tensor]:
-            return {"residual": hamiltonian_matching_loss(net, field_, val_t, val_x)}
-
-        started, cpu = time.perf_counter(), time.process_time()
-        trainer.fit(loss_fn, validate=validate, validate_every=validate_every)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        net.eval()
-        summary: dict[str, Any] = {
-            "learner": spec.name,
-            "system": sys_.name,
-            "parameters": net.num_parameters(),
-            "dtype": dtype_name(torch_dtype),
-            "dt": net.dt,
-            "steps": trainer.step,
-            "train_seconds": seconds,
-            "train_cpu_seconds": cpu,
-            **{f"final_{k}": v for k, v in _last_metrics(run).items()},
-        }
-        evaluation: dict[str, Any] = {}
-        if evaluate:
-            eval_gen = torch.Generator().manual_seed(seed + 2_000_003)
-            x_eval = dom.sample(_count("eval_samples", eval_samples), eval_gen, dtype=torch_dtype)
-            more, evaluation = evaluate_flow_map(
-                net,
-                sys_,
-                x_eval,
-                horizon=horizon,
-                energy_horizon=energy_horizon,
-                residual_points=(val_t, val_x),
-            )
-            summary.update(more)
-            if plots:
-                summary["figures"] = [str(p.name) for p in write_figures(net, sys_, evaluation, run.path)]
-        run.write_json("summary.json", summary)
-        return TrainResult(net, summary, None if tmp else run.path, config, evaluation)
-    finally:
-        run.close()  # let other processes open the run directory (its lock)
-        if tmp is not None:
-            tmp.cleanup()
+    if cfg.keep_best and s.best.weights:
+        out["best_step"] = s.best.step
+        out["best_val_loss"] = s.best.loss
+    return out
 
 
 def _last_metrics(run: RunDirectory) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for record in run.metrics():
-        for key in ("loss", "val_residual"):
+        for key in ("loss", "val_residual", "val_loss"):
             if key in record:
                 out[key] = record[key]
     return out
+
+
+def _time_draw(n: int, span: tuple[float, float], gen: torch.Generator) -> Tensor:
+    lo, hi = span
+    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
+
+
+def _domain(cfg: FlowMapConfig, system: HamiltonianSystem) -> Domain:
+    box = None
+    if cfg.box is not None:
+        pairs = list(zip(cfg.box[0::2], cfg.box[1::2]))
+        if len(pairs) == 1:
+            pairs *= system.dim
+        if len(pairs) != system.dim:
+            raise InvalidArgumentError(
+                "box",
+                list(cfg.box),
+                f"LO HI, or {system.dim} pairs LO HI (one per coordinate of {system.name})",
+            )
+        box = ([p[0] for p in pairs], [p[1] for p in pairs])
+    if cfg.energy_max is not None:
+        low, high = box if box is not None else (None, None)
+        return EnergySublevel(system, cfg.energy_max, low=low, high=high)
+    if box is not None:
+        return Box(*box)
+    return SystemDomain(system)
+
+
+# -- Hamiltonian matching (unsupervised) ---------------------------------------------------------------
+
+
+def _train_unsupervised(
+    cfg: FlowMapConfig,
+    built: HamiltonianSystem | None,
+    run_dir: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_at: int | None,
+) -> TrainResult:
+    sys_ = built if built is not None else get_system(cfg.system, **cfg.system_args)
+    device = _device(cfg)
+    dtype = parse_dtype(cfg.dtype)
+    dom = _domain(cfg, sys_)
+    span = cfg.time_range()
+    if cfg.learner == "sympflow" and sys_.dim % 2:
+        raise InvalidArgumentError("system", sys_.name, "a system with states [q, p] of even dimension")
+    seed_everything(cfg.seed)
+    net = build_model(cfg.learner, cfg.model_args(sys_.dim), dtype=dtype).to(device)
+    config = {
+        "learner": cfg.learner,
+        "options": cfg.to_dict(),
+        "system": _system_config(sys_),
+        "model": net.config(),
+        "dtype": dtype_name(dtype),
+        "domain": dom.config(),
+        "data": None,
+        "parameters": net.num_parameters(),
+    }
+    s = _start_session(
+        cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} {sys_.name}", device
+    )
+    try:
+        field_ = vector_field(sys_)
+        cast = {"dtype": dtype, "device": device}
+
+        def draw(n: int) -> tuple[Tensor, Tensor]:
+            return _time_draw(n, span, s.gen).to(**cast), dom.sample(n, s.gen, **cast)
+
+        def loss_fn(step: int) -> dict[str, Tensor]:
+            if step < cfg.adam_steps:
+                t, x = draw(cfg.collocation)
+                return {"loss": hamiltonian_matching_loss(net, field_, t, x)}
+            if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
+                s.cache.t, s.cache.x = draw(cfg.lbfgs_points)
+
+            def closure() -> Tensor:
+                return hamiltonian_matching_loss(net, field_, s.cache.t, s.cache.x)
+
+            loss = closure()
+            s.opt.set_closure(closure, loss)
+            return {"loss": loss}
+
+        val_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # held out: never used in training
+        val_t = _time_draw(cfg.validation_points, span, val_gen).to(**cast)
+        val_x = dom.sample(cfg.validation_points, val_gen, **cast)
+
+        def validate() -> dict[str, Tensor]:
+            return {"residual": hamiltonian_matching_loss(net, field_, val_t, val_x)}
+
+        seconds, cpu, done = _fit(s, cfg, loss_fn, validate, stop_at)
+        net.eval()
+        summary = {"system": sys_.name, "dt": net.dt, **_base_summary(cfg, net, s, seconds, cpu)}
+        evaluation: dict[str, Any] = {}
+        if cfg.evaluate and done:
+            eval_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
+            x_eval = dom.sample(cfg.eval_samples, eval_gen, **cast)
+            more, evaluation = evaluate_flow_map(
+                net,
+                sys_,
+                x_eval,
+                horizon=cfg.horizon,
+                energy_horizon=cfg.energy_horizon,
+                residual_points=(val_t, val_x),
+            )
+            summary.update(more)
+            if cfg.plots:
+                summary["figures"] = [p.name for p in write_figures(net, sys_, evaluation, s.run.path)]
+        s.run.write_json("summary.json", summary)
+        return TrainResult(net, summary, None if s.tmp else s.run.path, config, evaluation)
+    finally:
+        s.run.close()  # let other processes open the run directory (its lock)
+        if s.tmp is not None:
+            s.tmp.cleanup()
 
 
 def evaluate_flow_map(
@@ -399,7 +502,7 @@ def evaluate_flow_map(
     residual_points: tuple[Tensor, Tensor] | None = None,
     bound_samples: int = 8,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Summary figures (JSON-able) and the tensors behind them, for one trained flow map.
+    """Summary figures (JSON-able) and the tensors behind them, for one flow map trained on a system.
 
     ``x0 (B, D)`` are the initial states of the rollouts; ``residual_points = (t, x0)`` a held-out
     collocation set. With ``horizon=0`` / ``energy_horizon=0`` those parts are skipped.
@@ -408,9 +511,15 @@ def evaluate_flow_map(
         horizon = (100.0 if system.exact_flow is not None else 10.0) * model.dt
     if energy_horizon is None:
         energy_horizon = 1000.0 * model.dt
+    x0 = x0.detach().cpu()
+    if next(model.parameters()).device.type != "cpu":  # the references are CPU float64; leave `model` alone
+        import copy
+
+        model = copy.deepcopy(model).cpu()
     summary: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if residual_points is not None:
+        residual_points = (residual_points[0].cpu(), residual_points[1].cpu())
         summary.update(ev.residual_summary(model, system, *residual_points))
     bound = ev.a_posteriori(model, system, x0[:bound_samples])
     summary["a_posteriori"] = bound["summary"]
@@ -473,146 +582,249 @@ def write_figures(
     return paths
 
 
-def train_sympflow(system: str | HamiltonianSystem, **kwargs: Any) -> TrainResult:
-    """:func:`train_flow_map` with ``learner="sympflow"``."""
-    return train_flow_map(system, learner="sympflow", **kwargs)
+# -- supervised, from trajectories -------------------------------------------------------------------
 
 
-def train_pinn(system: str | HamiltonianSystem, *, kind: str = "flow", **kwargs: Any) -> TrainResult:
-    """A PINN learner: ``kind="flow"`` (flow map, :func:`train_flow_map`) or ``"ivp"`` (one IVP,
-    :func:`train_ivp_pinn`)."""
-    if kind == "flow":
-        return train_flow_map(system, learner="pinn", **kwargs)
-    if kind == "ivp":
-        return train_ivp_pinn(system, **kwargs)
-    raise InvalidArgumentError("kind", kind, "'flow' or 'ivp'")
+def _pairs(part: TrajectoryData, horizon: float, anchors: str, what: str):
+    try:
+        return trajectory_pairs(part.ts, part.ys, part.mask, horizon=horizon, anchors=anchors)
+    except InvalidArgumentError as err:
+        if err.argument != "horizon":
+            raise
+        gaps = (part.ts[:, 1:] - part.ts[:, :-1])[part.mask[:, 1:] & part.mask[:, :-1]]
+        smallest = f"{float(gaps.min()):.4g}" if gaps.numel() else "none"
+        raise UnusableDataError(
+            f"no two observations of one {what} trajectory are within pair_horizon={horizon:g} "
+            f"(smallest gap between consecutive observations: {smallest}); raise --pair-horizon"
+        ) from None
 
 
-def train_ivp_pinn(
-    system: str | HamiltonianSystem,
-    *,
-    x0: Tensor | list[float],
-    t_end: float,
-    model: dict[str, Any] | None = None,
-    adam_steps: int = 2000,
-    lbfgs_steps: int = 0,
-    collocation: int = 1000,
-    lbfgs_points: int = 2000,
-    lbfgs_resample: int = 10,
-    lbfgs_iterations: int = 20,
-    lr: float = 1e-2,
-    lr_final: float = 1e-4,
-    seed: int = 0,
-    dtype: str | torch.dtype = "float64",
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    checkpoint_every: int = 200,
-    log_every: int = 10,
-    evaluate: bool = True,
-    plots: bool = True,
-    system_args: dict[str, Any] | None = None,
+def _train_supervised(
+    cfg: FlowMapConfig,
+    source: Any,
+    run_dir: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_at: int | None,
 ) -> TrainResult:
-    """Train :class:`IVPPINN` for one initial value problem on ``[0, t_end]``.
+    device = _device(cfg)
+    dtype = parse_dtype(cfg.dtype)
+    data = load_trajectory_data(source, t_key=cfg.t_key, y_key=cfg.y_key, mask_key=cfg.mask_key)
+    if cfg.learner == "sympflow" and data.dim % 2:
+        raise InvalidArgumentError(
+            "data", f"states of dimension {data.dim}", "states [q, p] of even dimension"
+        )
+    system, system_note = named_system(data.attrs)
+    split = split_trajectories(
+        data, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed
+    )
+    train_d, val_d, test_d = data.select(split.train), data.select(split.val), data.select(split.test)
+    horizon = cfg.pair_horizon if cfg.pair_horizon is not None else cfg.dt
+    pairs = _pairs(train_d, horizon, cfg.pairs, "training")
+    val_pairs = _pairs(val_d, horizon, cfg.pairs, "validation") if val_d.n else None
+    to = {"dtype": dtype, "device": device}
+    pairs = type(pairs)(pairs.gap.to(**to), pairs.start.to(**to), pairs.end.to(**to), pairs.trajectory)
+    if val_pairs is not None:
+        val_pairs = type(val_pairs)(
+            val_pairs.gap.to(**to), val_pairs.start.to(**to), val_pairs.end.to(**to), val_pairs.trajectory
+        )
+    seed_everything(cfg.seed)
+    net = build_model(cfg.learner, cfg.model_args(data.dim), dtype=dtype).to(device)
+    config = {
+        "learner": cfg.learner,
+        "options": cfg.to_dict(),
+        "system": _system_config(system) if system is not None else None,
+        "system_note": system_note,
+        "model": net.config(),
+        "dtype": dtype_name(dtype),
+        "domain": None,
+        "data": {
+            **data.describe(),
+            "split": split.to_dict(data.rows),
+            "pairs": {"anchors": cfg.pairs, "horizon": horizon, "train": len(pairs),
+                      "val": len(val_pairs) if val_pairs is not None else 0},
+        },
+        "parameters": net.num_parameters(),
+    }  # fmt: skip
+    s = _start_session(
+        cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} from data", device
+    )
+    try:
+        n_pairs = len(pairs)
+        batches = PairBatches(n_pairs, cfg.batch_size, cfg.seed)
+        lbfgs_points = min(cfg.lbfgs_points, n_pairs)
 
-    Collocation times are drawn uniformly in ``[0, t_end]`` afresh each Adam step. The evaluation
-    reports the a-posteriori estimate over the whole interval and the error against the reference.
-    """
-    sys_ = _resolve_system(system, system_args)
-    torch_dtype = parse_dtype(dtype)
-    adam_steps = _count("adam_steps", adam_steps, 0)
-    lbfgs_steps = _count("lbfgs_steps", lbfgs_steps, 0)
-    if adam_steps + lbfgs_steps == 0:
-        raise InvalidArgumentError("adam_steps", adam_steps, "at least one training step in total")
-    start = torch.as_tensor(x0, dtype=torch_dtype).flatten()
-    if start.shape != (sys_.dim,):
-        raise InvalidArgumentError("x0", x0, f"one state of {sys_.dim} numbers for {sys_.name}")
-    seed_everything(seed)
-    net = build_model("pinn_ivp", {"x0": start.tolist(), "t_end": t_end, **(model or {})}, dtype=torch_dtype)
+        def loss_fn(step: int) -> dict[str, Tensor]:
+            if step < cfg.adam_steps:
+                return {"loss": trajectory_loss(net, pairs, batches(step).to(device))}
+            if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
+                s.cache.t = torch.randperm(n_pairs, generator=s.gen)[:lbfgs_points]
+            index = s.cache.t.to(device)
+
+            def closure() -> Tensor:
+                return trajectory_loss(net, pairs, index)
+
+            loss = closure()
+            s.opt.set_closure(closure, loss)
+            return {"loss": loss}
+
+        validate = None
+        if val_pairs is not None:
+
+            def validate() -> dict[str, Tensor]:
+                return {"loss": trajectory_loss(net, val_pairs)}
+
+        seconds, cpu, done = _fit(s, cfg, loss_fn, validate, stop_at)
+        net.eval()
+        summary: dict[str, Any] = {
+            "mode": "supervised",
+            "data": str(cfg.data) if cfg.data is not None else "tensors",
+            "system": system.name if system is not None else None,
+            "dt": net.dt,
+            "trajectories": {"train": train_d.n, "val": val_d.n, "test": test_d.n},
+            "pairs": n_pairs,
+            "epochs": s.trainer.step / batches.per_epoch if cfg.adam_steps else 0.0,
+            **_base_summary(cfg, net, s, seconds, cpu),
+        }
+        with torch.no_grad():
+            summary["train_mse"] = float(trajectory_loss(net, pairs)) / data.dim
+            if val_pairs is not None:
+                summary["val_mse"] = float(trajectory_loss(net, val_pairs)) / data.dim
+        summary["data_rmse"] = math.sqrt(summary["train_mse"])
+        evaluation: dict[str, Any] = {}
+        if cfg.evaluate and done:
+            from .data_evaluation import evaluate_data_run
+
+            more, evaluation = evaluate_data_run(
+                net,
+                test=test_d,
+                train=train_d,
+                system=system,
+                system_note=system_note,
+                horizon=cfg.horizon,
+                energy_horizon=cfg.energy_horizon,
+                eval_samples=cfg.eval_samples,
+                seed=cfg.seed,
+                multiples=cfg.eval_multiples,
+            )
+            summary.update(more)
+            if cfg.plots:
+                summary["figures"] = [p.name for p in write_data_figures(net, system, evaluation, s.run.path)]
+        s.run.write_json("summary.json", summary)
+        return TrainResult(net, summary, None if s.tmp else s.run.path, config, evaluation)
+    finally:
+        s.run.close()  # let other processes open the run directory (its lock)
+        if s.tmp is not None:
+            s.tmp.cleanup()
+
+
+def write_data_figures(
+    model: FlowMap, system: HamiltonianSystem | None, data: dict[str, Any], folder: Path
+) -> list[Path]:
+    """``heldout.png`` (a test trajectory and every test trajectory's error), ``energy.png`` (true
+    energy error, or the learned H̃'s drift) and ``hamiltonian.png`` (H̃ against H) in ``folder``."""
+    from .plots import plot_energy, plot_hamiltonian, plot_heldout
+
+    name = type(model).__name__
+    labels = list(system.coordinate_names) if system is not None else [f"y{k}" for k in range(model.dim)]
+    paths = []
+    if "heldout" in data:
+        paths.append(plot_heldout(model, data["heldout"], labels, folder / "heldout.png", name=name))
+    if "energy" in data:
+        e = data["energy"]
+        paths.append(
+            plot_energy(
+                {name: (e["ts"], e["relative_error"])},
+                folder / "energy.png",
+                title=f"{name} from data: {e['label']}",
+                ylabel="|H(x_t) − H(x_0)| / |H(x_0)|" if system is not None else "|H̃(x_t) − H̃(x_0)| / std H̃",
+            )
+        )
+    if "hamiltonian" in data:
+        h_true, h_learned = data["hamiltonian"]
+        paths.append(
+            plot_hamiltonian(
+                h_true, h_learned, folder / "hamiltonian.png", title="learned H̃ (time average) vs true H"
+            )
+        )
+    return paths
+
+
+# -- the single-IVP PINN -------------------------------------------------------------------------------
+
+
+def _train_ivp(
+    cfg: PinnConfig,
+    built: HamiltonianSystem | None,
+    run_dir: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_at: int | None,
+) -> TrainResult:
+    if cfg.system is None:
+        raise InvalidArgumentError("system", None, "the system whose initial value problem to solve")
+    sys_ = built if built is not None else get_system(cfg.system, **cfg.system_args)
+    cfg.check_source("system")
+    device = _device(cfg)
+    dtype = parse_dtype(cfg.dtype)
+    if len(cfg.x0 or ()) != sys_.dim:
+        raise InvalidArgumentError(
+            "x0", list(cfg.x0 or ()), f"one state of {sys_.dim} numbers for {sys_.name}"
+        )
+    seed_everything(cfg.seed)
+    net = build_model("pinn_ivp", cfg.model_args(sys_.dim), dtype=dtype).to(device)
     config = {
         "learner": "pinn_ivp",
+        "options": cfg.to_dict(),
         "system": _system_config(sys_),
         "model": net.config(),
-        "dtype": dtype_name(torch_dtype),
+        "dtype": dtype_name(dtype),
         "domain": None,
+        "data": None,
         "parameters": net.num_parameters(),
-        "training": {
-            "adam_steps": adam_steps,
-            "lbfgs_steps": lbfgs_steps,
-            "collocation": collocation,
-            "lbfgs_points": lbfgs_points,
-            "lbfgs_resample": lbfgs_resample,
-            "lbfgs_iterations": lbfgs_iterations,
-            "lr": lr,
-            "lr_final": lr_final,
-            "seed": seed,
-        },
     }
-    session = _start_session(
-        run_dir,
-        resume,
-        overwrite,
-        config,
-        net,
-        seed=seed,
-        adam_steps=adam_steps,
-        lbfgs_steps=lbfgs_steps,
-        lr=lr,
-        lr_final=lr_final,
-        lbfgs_iterations=lbfgs_iterations,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
-        progress=progress,
-        description=f"pinn_ivp {sys_.name}",
+    s = _start_session(
+        cfg, net, config, run_dir, resume, overwrite, progress, f"pinn_ivp {sys_.name}", device
     )
-    run, tmp, gen, cache, opt, trainer = session
     try:
         field_ = vector_field(sys_)
 
         def draw(n: int) -> Tensor:
-            return _time_draw(n, net.t_end, gen).to(torch_dtype)
+            return _time_draw(n, (0.0, net.t_end), s.gen).to(dtype=dtype, device=device)
 
         def loss_fn(step: int) -> dict[str, Tensor]:
-            if step < adam_steps:
-                return {"loss": ivp_loss(net, field_, draw(collocation))}
-            if cache.empty or (step - adam_steps) % lbfgs_resample == 0:
-                cache.t = draw(lbfgs_points)
+            if step < cfg.adam_steps:
+                return {"loss": ivp_loss(net, field_, draw(cfg.collocation))}
+            if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
+                s.cache.t = draw(cfg.lbfgs_points)
 
             def closure() -> Tensor:
-                return ivp_loss(net, field_, cache.t)
+                return ivp_loss(net, field_, s.cache.t)
 
             loss = closure()
-            opt.set_closure(closure, loss)
+            s.opt.set_closure(closure, loss)
             return {"loss": loss}
 
-        started, cpu = time.perf_counter(), time.process_time()
-        trainer.fit(loss_fn)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, cpu, done = _fit(s, cfg, loss_fn, None, stop_at)
         net.eval()
-        summary: dict[str, Any] = {
-            "learner": "pinn_ivp",
-            "system": sys_.name,
-            "parameters": net.num_parameters(),
-            "t_end": net.t_end,
-            "steps": trainer.step,
-            "train_seconds": seconds,
-            "train_cpu_seconds": cpu,
-            **{f"final_{k}": v for k, v in _last_metrics(run).items()},
-        }
+        summary = {"system": sys_.name, "t_end": net.t_end, **_base_summary(cfg, net, s, seconds, cpu)}
+        summary["learner"] = "pinn_ivp"
         evaluation: dict[str, Any] = {}
-        if evaluate:
+        if cfg.evaluate and done:
+            net = net.cpu()  # the reference and the estimate are computed on the CPU
             bound = ev.a_posteriori(net, sys_, nodes=8, dense=201)
             summary["a_posteriori"] = bound["summary"]
             ts = torch.linspace(0.0, net.t_end, 201, dtype=torch.float64)
             with torch.no_grad():
-                pred = net(ts.to(torch_dtype)).double()[None]
+                pred = net(ts.to(dtype)).double()[None]
             ref = ev.reference_rollout(sys_, net.x0[None], ts)
             err = (pred - ref).norm(dim=-1)
             summary["error_max"] = float(err.max())
             summary["error_final"] = float(err[0, -1])
             evaluation["rollout"] = {"ts": ts, "prediction": pred, "reference": ref, "error": err}
-            if plots:
+            if cfg.plots:
                 from .plots import plot_trajectories
 
                 path = plot_trajectories(
@@ -620,159 +832,13 @@ def train_ivp_pinn(
                     {"IVP PINN": pred},
                     ref,
                     list(sys_.coordinate_names),
-                    run.path / "trajectory.png",
+                    s.run.path / "trajectory.png",
                     title=f"single-IVP PINN on {sys_.name}",
                 )
                 summary["figures"] = [path.name]
-        run.write_json("summary.json", summary)
-        return TrainResult(net, summary, None if tmp else run.path, config, evaluation)
+        s.run.write_json("summary.json", summary)
+        return TrainResult(net, summary, None if s.tmp else s.run.path, config, evaluation)
     finally:
-        run.close()  # let other processes open the run directory (its lock)
-        if tmp is not None:
-            tmp.cleanup()
-
-
-def fit_trajectories(
-    model: FlowMap,
-    ts: Tensor,
-    ys: Tensor,
-    mask: Tensor | None = None,
-    *,
-    horizon: float | None = None,
-    batch_size: int = 700,
-    adam_steps: int = 2000,
-    lbfgs_steps: int = 0,
-    lbfgs_points: int = 4000,
-    lbfgs_resample: int = 10,
-    lbfgs_iterations: int = 20,
-    lr: float = 1e-2,
-    lr_final: float = 1e-4,
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    checkpoint_every: int = 200,
-    log_every: int = 10,
-    system: HamiltonianSystem | str | None = None,
-) -> TrainResult:
-    """Supervised training of a flow map from observed trajectories (in-memory tensors).
-
-    Args:
-        model: a :class:`SympFlow` or :class:`FlowMapPINN` (its ``dt`` is ``Δt``).
-        ts, ys, mask: ``(B, T)``, ``(B, T, D)``, ``(B, T)`` bool — the data layer's collate layout
-            (NaN padding where ``mask`` is false); ``ts`` may be ``(T,)`` when shared.
-        horizon: largest time gap between paired observations (default ``Δt``; larger gaps are
-            predicted by composition ``N(δt) ∘ N(Δt)^n``, differentiably).
-        batch_size: pairs per Adam step; the L-BFGS phase uses ``lbfgs_points`` pairs, redrawn every
-            ``lbfgs_resample`` steps.
-        system: optional, only recorded in the config (the loss needs no equations).
-
-    The loss is the mean of ``‖N(t_k − t_j, y_j) − y_k‖²`` over observed pairs (see
-    :func:`~symflow.learners.losses.trajectory_pairs`). Afterwards, ``model.hamiltonian`` (SympFlow)
-    is the Hamiltonian recovered from the data. To resume, pass the same tensors again.
-    """
-    if not isinstance(model, FlowMap):
-        raise InvalidArgumentError("model", model, "a flow map (SympFlow or FlowMapPINN)")
-    dtype = model.parameter_dtype
-    ys = ys.to(dtype)
-    pairs = trajectory_pairs(ts, ys, mask, horizon=model.dt if horizon is None else float(horizon))
-    n_pairs = len(pairs)
-    batch_size = min(_count("batch_size", batch_size), n_pairs)
-    lbfgs_points = min(_count("lbfgs_points", lbfgs_points), n_pairs)
-    sys_cfg = None
-    if system is not None:
-        sys_cfg = _system_config(_resolve_system(system, None))
-    config = {
-        "learner": model.learner,
-        "system": sys_cfg,
-        "model": model.config(),
-        "dtype": dtype_name(dtype),
-        "domain": None,
-        "parameters": model.num_parameters(),
-        "data": {
-            "trajectories": int(ys.shape[0]),
-            "length": int(ys.shape[1]),
-            "pairs": n_pairs,
-            "horizon": model.dt if horizon is None else float(horizon),
-        },
-        "training": {
-            "mode": "supervised",
-            "adam_steps": adam_steps,
-            "lbfgs_steps": lbfgs_steps,
-            "batch_size": batch_size,
-            "lbfgs_points": lbfgs_points,
-            "lbfgs_resample": lbfgs_resample,
-            "lbfgs_iterations": lbfgs_iterations,
-            "lr": lr,
-            "lr_final": lr_final,
-            "seed": seed,
-        },
-    }
-    run, tmp = _open_run(run_dir, resume, overwrite)
-    try:
-        if resume:
-            _check_resume_config(run, config)
-        run.write_json("config.json", config)
-        seed_everything(seed)
-        gen = torch.Generator().manual_seed(seed)
-        cache = CollocationSet()
-        opt = AdamThenLBFGS(
-            model.parameters(),
-            adam_steps=_count("adam_steps", adam_steps, 0),
-            lr=lr,
-            lr_final=lr_final,
-            lbfgs_iterations=lbfgs_iterations,
-        )
-        trainer = Trainer(
-            run,
-            model,
-            opt,
-            steps=adam_steps + _count("lbfgs_steps", lbfgs_steps, 0),
-            config=config,
-            extra_state={"generator": GeneratorState(gen), "collocation": cache},
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
-            progress=progress,
-            description=f"{model.learner} from data",
-        )
-        if resume:
-            trainer.restore()
-
-        def pick(n: int) -> Tensor:
-            return torch.randperm(n_pairs, generator=gen)[:n]
-
-        def loss_fn(step: int) -> dict[str, Tensor]:
-            if step < adam_steps:
-                return {"loss": trajectory_loss(model, pairs, pick(batch_size))}
-            if cache.empty or (step - adam_steps) % lbfgs_resample == 0:
-                cache.t = pick(lbfgs_points)
-
-            def closure() -> Tensor:
-                return trajectory_loss(model, pairs, cache.t)
-
-            loss = closure()
-            opt.set_closure(closure, loss)
-            return {"loss": loss}
-
-        started, cpu = time.perf_counter(), time.process_time()
-        trainer.fit(loss_fn)
-        model.eval()
-        summary = {
-            "learner": model.learner,
-            "mode": "supervised",
-            "parameters": model.num_parameters(),
-            "pairs": n_pairs,
-            "steps": trainer.step,
-            "train_seconds": time.perf_counter() - started,
-            "train_cpu_seconds": time.process_time() - cpu,
-            **{f"final_{k}": v for k, v in _last_metrics(run).items()},
-        }
-        with torch.no_grad():
-            summary["data_rmse"] = math.sqrt(float(trajectory_loss(model, pairs)) / model.dim)
-        run.write_json("summary.json", summary)
-        return TrainResult(model, summary, None if tmp else run.path, config, {})
-    finally:
-        run.close()  # let other processes open the run directory (its lock)
-        if tmp is not None:
-            tmp.cleanup()
+        s.run.close()  # let other processes open the run directory (its lock)
+        if s.tmp is not None:
+            s.tmp.cleanup()
