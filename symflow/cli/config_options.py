@@ -15,6 +15,7 @@ import dataclasses
 import json
 from typing import Any
 
+from symflow.integrators.errors import InvalidArgumentError
 from symflow.learners.config import FlowMapConfig, range_text
 
 from .main import CLIError
@@ -93,4 +94,11 @@ def config_from_args(cls: type[FlowMapConfig], args: argparse.Namespace) -> Flow
         elif kind == "floats" and isinstance(value, list):  # given: one list of numbers per token
             value = [x for token in value for x in token]
         values[f.name] = value
-    return cls.from_dict(values)
+    try:
+        return cls.from_dict(values)
+    except InvalidArgumentError as err:
+        # The user typed flags, not field names: name the flag they can fix (adam_steps → --steps).
+        by_name = {f.name: flags_of(f)[0] for f in dataclasses.fields(cls)}
+        if err.argument in by_name:
+            raise InvalidArgumentError(by_name[err.argument], err.received, err.expected) from None
+        raise
