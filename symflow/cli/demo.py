@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulate noisy Hénon–Heiles data, learn it (HNN, SympFlow), diagnose both, write a report",
         description=(
             "The main job end to end: simulate an irregularly sampled, noisy Hénon–Heiles data set to HDF5; "
-            "train a Hamiltonian neural network on it with the continuous adjoint; train SympFlow on the "
-            "true Hamiltonian; diagnose both against a Gauss–Legendre reference (energy drift, "
+            "learn two surrogates from that file, side by side: a Hamiltonian neural network (secant warm "
+            "start, then L-BFGS on the one-step error of every pair of observations) and a SympFlow "
+            "flow map (supervised on pairs of observations); diagnose both against a Gauss–Legendre "
+            "reference on held-out trajectories and orbits (energy drift, "
             "symplecticity defect, Poincaré sections). Writes the data, checkpoints, PNG figures, "
             "report.json and REPORT.md. Under 5 minutes on a 2-core CPU; --quick takes about half a minute."
         ),

@@ -1,4 +1,4 @@
-"""``symflow demo``: simulate → discover (HNN, continuous adjoint) → SympFlow → diagnose → report.
+"""``symflow demo``: simulate → discover (HNN) and SympFlow from the same file → diagnose → report.
 
 See :mod:`symflow.demo.run` for the stages, :mod:`symflow.demo.settings` for their sizes and
 :mod:`symflow.demo.report` for the report's keys.

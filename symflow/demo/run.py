@@ -2,8 +2,8 @@
 
 1. **Data** — simulate an irregularly sampled, noisy Hénon–Heiles data set to HDF5
    (:func:`symflow.data.simulate`).
-2. **Discovery** — train a Hamiltonian neural network on it with the continuous adjoint
-   (:func:`symflow.discovery.training.train_node`).
+2. **Discovery** — train a Hamiltonian neural network on it: secant warm start, then full-batch L-BFGS
+   on the one-step error of every pair of observations (:func:`symflow.discovery.training.train_node`).
 3. **SympFlow** — train a symplectic flow map on the same file, supervised on its pairs of
    observations (:func:`symflow.learners.train_sympflow` with ``data=``); both surrogates are learned
    from the same data.
