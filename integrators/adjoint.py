@@ -20,16 +20,23 @@ Implementation (:class:`_AdjointSolve`, a ``torch.autograd.Function`` with a sep
   ``∂L/∂y(t_k)`` to ``a``. Adaptive pairs control the step of each sample separately; fixed-step
   methods split each interval into ``⌈Δt/dt⌉`` steps.
 * The stage vector–Jacobian products ``aᵀ∂f/∂y`` come from ``torch.func.vjp`` with respect to ``y``
-  only. The parameter gradient of an accepted step, ``h Σᵢ bᵢ Aᵢᵀ ∂f/∂θ(Yᵢ)``, is one batched
-  ``torch.func.vjp`` with respect to θ over all stage points, weighted per sample and masked by
-  acceptance, so rejected attempts never pollute it.
-* **Norm**: by default the error norm of the backward solve covers ``y``, ``a`` *and* each sample's
-  parameter accumulator (per-sample gradients via ``vmap``); ``seminorm=True`` leaves the
-  accumulator out, which cuts backward steps (Kidger, Chen & Lyons, *"Hey, that's not an ODE"*,
-  ICML 2021) and allows the single batched θ-product.
+  only. The parameter gradient is **one joint accumulator** shaped like the parameters (not one per
+  sample): the increment of an iteration, ``Σ_b h_b Σᵢ bᵢ A_{b,i}ᵀ ∂f/∂θ(Y_{b,i})``, is one
+  ``torch.func.vjp`` with respect to θ over all samples' stage points, weighted per sample and masked
+  by acceptance, so rejected attempts never pollute it (the design the torchode paper recommends:
+  per-sample state and adjoint, parameters accumulated jointly; Lienen & Günnemann, *torchode*,
+  2022, §3).
+* **Norm**: by default a sample's step is accepted when the RMS error of its ``(y, a)`` *and* the
+  batch-level RMS error of the joint parameter accumulator (its error estimate is a second
+  cotangent pulled through the same forward pass) are both ≤ 1 — the maximum of the norms of the
+  parts, as torchdiffeq's default adjoint norm takes it. ``seminorm=True`` leaves the accumulator
+  out, which cuts backward steps (Kidger, Chen & Lyons, *"Hey, that's not an ODE"*, ICML 2021).
 
-No ``.item()`` or host sync happens per stage; the per-iteration "any sample still active" test is
-the only sync, as in the forward driver.
+No host sync happens per iteration: every branch is a masked update, failures are recorded per
+sample and raised once after the loop, and "any sample still active?" is read once per
+``AdjointOptions.sync_every`` iterations (every iteration on the CPU, where reads are free; every
+``SYNC_EVERY_ACCELERATOR`` = 8 on an accelerator). Fixed-step backward solves know their number of
+iterations up front and read once before and once after the loop.
 """
 
 from __future__ import annotations
@@ -39,11 +46,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.func import functional_call, vjp, vmap
+from torch.func import functional_call, vjp
 
 from .controller import PIDController
 from .errors import CapabilityError, InvalidArgumentError
-from .explicit import ExplicitRK, _terms
+from .explicit import ExplicitRK, _terms, combine
 from .fixed import refuse_long_fixed_solves
 from .implicit import ImplicitRK
 from .inputs import Problem, positive_float, positive_int
@@ -67,6 +74,10 @@ class AdjointOptions:
         max_steps: adaptive backward solves: cap on attempted steps per sample (default 10⁵);
             fixed-step ones: most steps per sample, refused before the loop (default 10⁷).
         controller: step-size controller of the backward solve.
+        sync_every: adaptive backward solves read "is any sample still active?" (a host sync on an
+            accelerator) once per this many iterations; ``None``: after every iteration on the CPU,
+            where a read is free, and every ``SYNC_EVERY_ACCELERATOR`` (8) iterations elsewhere. At
+            most ``sync_every − 1`` fully masked iterations run after the last sample finished.
     """
 
     method: str | None = None
@@ -76,6 +87,7 @@ class AdjointOptions:
     seminorm: bool = False
     max_steps: int | None = None
     controller: PIDController = field(default_factory=PIDController)
+    sync_every: int | None = None
 
 
 @dataclass
@@ -94,6 +106,7 @@ class _Config:
     controller: PIDController
     batch_shape: tuple[int, ...]
     reverse: bool
+    sync_every: int | None = None
     external: tuple[Tensor, ...] | None = None  # parameters the field closes over (not its own)
     forward_status: Tensor | None = None
     forward_stats: dict[str, Tensor] | None = None
@@ -214,6 +227,7 @@ def adjoint_solve(
         controller=opts.controller,
         batch_shape=problem.batch_shape,
         reverse=problem.reverse,
+        sync_every=None if opts.sync_every is None else positive_int("adjoint.sync_every", opts.sync_every),
         external=external,
     )
     cfg.spec_backward = bspec  # type: ignore[attr-defined]
@@ -274,15 +288,32 @@ def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: lis
     return g_y0, g_ts.to(ts.dtype), g_params
 
 
-class _BackwardDriver:
-    """Per-sample reversed-time integration of (y, a) with θ-gradient accumulation.
+# How many backward iterations run between two "is any sample still active?" reads on an accelerator
+# (each read is a host sync that drains the device queue). On the CPU a read costs nothing and the
+# loop checks after every iteration, which also skips work no sample needs (see _BackwardDriver.run).
+SYNC_EVERY_ACCELERATOR = 8
 
-    Works in ``s = −t`` so every sample steps forward in ``s`` from ``−t_{k}`` to ``−t_{k−1}``.
+_FAIL_TOLERANCE, _FAIL_MAX_STEPS, _FAIL_NEWTON = 1, 2, 3
+
+
+class _BackwardDriver:
+    """Per-sample reversed-time integration of (y, a) with a joint θ-gradient accumulator.
+
+    Works in ``s = −t`` so every sample steps forward in ``s`` from ``−t_{k}`` to ``−t_{k−1}``. The
+    state of a sample is ``z = (y, a)`` (one ``(B, 2D)`` tensor, so each stage combination is one
+    fused pass over it); the parameter gradient is one accumulator shaped like the parameters,
+    advanced by one batched vector–Jacobian product per iteration.
+
+    The loop is free of per-iteration host syncs: every branch is a masked update, failures
+    (step-size underflow, ``max_steps``, a Newton failure of an implicit backward method) are recorded
+    per sample and raised once after the loop, and "any sample still active?" is read once per
+    ``sync_every`` iterations (iterations after the last sample finished are fully masked no-ops).
     """
 
     def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy):
         self.cfg, self.field, self.params = cfg, field, params
         self.ts, self.ys, self.gy = ts, ys, gy
+        self.d = ys.shape[-1]
         self.b_terms = _terms(tableau.b)
         if tableau.explicit:
             self.rk, self.implicit = ExplicitRK(tableau), None
@@ -290,133 +321,102 @@ class _BackwardDriver:
             # Gauss–Legendre on the augmented state z = (y, a); its stages are also the nodes of the
             # parameter quadrature Σᵢ bᵢ aᵢᵀ ∂f/∂θ(Yᵢ).
             self.rk = None
-            self.implicit = ImplicitRK(tableau, lambda s, z: torch.cat(self._aug(s, *z.chunk(2, -1)), -1))
+            self.implicit = ImplicitRK(tableau, self._aug)
             self.c = tuple(float(v) for v in tableau.c)
+        e = tableau.error_weights if (tableau.explicit and cfg.adaptive) else None
+        self.e_terms = _terms(e) if e is not None else ()
+        # Stage points of the θ-products: those with a nonzero b weight, and in full-norm mode also
+        # those with a nonzero error weight (one forward pass of f serves both cotangents).
+        full = bool(params) and cfg.adaptive and not cfg.seminorm and bool(self.e_terms)
+        self.full_norm = full
+        idx = sorted({i for i, _ in self.b_terms} | ({i for i, _ in self.e_terms} if full else set()))
+        self.theta_idx = tuple(idx)
+        dt_, dev = ys.dtype, ys.device
+        bw, ew = dict(self.b_terms), dict(self.e_terms)
+        self.theta_b = torch.tensor([bw.get(i, 0.0) for i in idx], dtype=dt_, device=dev)
+        self.theta_e = torch.tensor([ew.get(i, 0.0) for i in idx], dtype=dt_, device=dev)
 
-    # One stage evaluation of the augmented field in s: returns (dy/ds, da/ds).
-    def _aug(self, s: Tensor, y: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+    # One stage evaluation of the augmented field in s: z = (y, a) -> (dy/ds, da/ds).
+    def _aug(self, s: Tensor, z: Tensor) -> Tensor:
+        y, a = z[..., : self.d], z[..., self.d :]
         fy, pull = vjp(lambda yy: self.field(-s, yy), y)
         (fa,) = pull(a)
-        if self.cfg.external is not None and not (y.requires_grad or a.requires_grad):
+        if self.cfg.external is not None and not z.requires_grad:
             # The field uses live parameters: keep their graph out of the backward loop's states (only
             # an implicit step's Jacobian, which differentiates with respect to (y, a), needs a graph).
             fy, fa = fy.detach(), fa.detach()
-        return -fy, fa
+        return torch.cat([-fy, fa], -1)
 
-    def _stages(self, s, y, a, h, k1):
+    def _stages(self, s, z, h, k1):
+        """Explicit stages from ``k1``: the stage derivatives, states and times."""
         rk = self.rk
-        ky, ka = [k1[0]], [k1[1]]
-        ys_, as_, ss_ = [y], [a], [s]
-        hc = h.unsqueeze(-1)
+        ks, zs, ss = [k1], [z], [s]
         for i in range(1, rk.stages):
-            yi, ai = y, a
-            for j, w in rk.a_terms[i]:
-                yi = yi + (w * hc) * ky[j]
-                ai = ai + (w * hc) * ka[j]
+            zi = combine(z, h, rk.a_terms[i], ks)
             si = s + rk.c[i] * h
-            dy, da = self._aug(si, yi, ai)
-            ky.append(dy)
-            ka.append(da)
-            ys_.append(yi)
-            as_.append(ai)
-            ss_.append(si)
-        return ky, ka, ys_, as_, ss_
+            ks.append(self._aug(si, zi))
+            zs.append(zi)
+            ss.append(si)
+        return ks, zs, ss
 
-    def _implicit_step(self, s, y, a, h, active):
-        """One implicit RK step of the augmented system; returns the new ``(y, a)`` and the stages."""
-        d = y.shape[-1]
-        delta, info = self.implicit.step(s, torch.cat([y, a], -1), h)
-        if bool((active & ~info.converged).any()):
-            raise CapabilityError(
-                f"the Newton iteration of the adjoint's implicit backward solve "
-                f"({self.implicit.tableau.name}) did not converge; use a smaller AdjointOptions(dt=...) "
-                "or an explicit backward method"
-            )
+    def _implicit_step(self, s, z, h):
+        """One implicit RK step of the augmented system: new ``z``, stage states and times, and the
+        samples whose Newton iteration failed."""
+        delta, info = self.implicit.step(s, z, h)
         stages = info.stages  # (B, s, 2D)
-        n = stages.shape[1]
-        ys_ = [stages[:, i, :d] for i in range(n)]
-        as_ = [stages[:, i, d:] for i in range(n)]
-        ss_ = [s + ci * h for ci in self.c]
-        return y + delta[:, :d], a + delta[:, d:], ys_, as_, ss_
+        zs = [stages[:, i] for i in range(stages.shape[1])]
+        ss = [s + ci * h for ci in self.c]
+        return z + delta, zs, ss, ~info.converged
 
-    def _theta_increment(self, ys_, as_, ss_, weights: Tensor, per_sample: bool):
-        """``Σᵢ Σ_b w_b bᵢ A_{b,i}ᵀ ∂f/∂θ(−s_{b,i}, Y_{b,i})`` (summed over samples, or per sample)."""
-        if not self.params:
-            return None
-        idx = [i for i, _ in self.b_terms]
-        coef = torch.tensor([w for _, w in self.b_terms], dtype=weights.dtype, device=weights.device)
-        yst = torch.stack([ys_[i] for i in idx])  # (n, B, D)
-        ast = torch.stack([as_[i] for i in idx])
-        sst = torch.stack([ss_[i] for i in idx])  # (n, B)
-        cot = ast * (coef[:, None] * weights[None, :]).unsqueeze(-1)
-        return self._param_vjp(yst, cot, sst, per_sample)
+    def _theta_pull(self, zs, ss):
+        """One forward pass of ``f`` at the θ-quadrature's stage points, batched over samples.
 
-    def _param_vjp(self, yst: Tensor, cot: Tensor, sst: Tensor, per_sample: bool):
-        """``Σ cotᵀ ∂f/∂θ`` over stage points ``yst (n, B, D)`` at times ``−sst (n, B)``: one tuple of
-        tensors shaped like the parameters (or ``(B, *p.shape)`` per sample).
-
-        Module parameters go through ``torch.func`` (``functional_call``, and ``vmap`` per sample);
-        parameters the field merely closes over (``adjoint_solve(params=...)`` with tensors that are not
-        the module's own) through ``torch.autograd.grad`` on the live tensors, one pass per sample in
-        per-sample mode.
+        Returns ``pull(weights (n, B)) -> Σᵢ Σ_b w_{i,b} A_{b,i}ᵀ ∂f/∂θ(−s_{b,i}, Y_{b,i})``, a tuple
+        shaped like the parameters; it may be called more than once (error estimate, then increment).
         """
+        d, idx = self.d, self.theta_idx
+        yst = torch.stack([zs[i][..., :d] for i in idx])  # (n, B, D)
+        ast = torch.stack([zs[i][..., d:] for i in idx])
+        sst = torch.stack([ss[i] for i in idx])  # (n, B)
+        n, b, _ = yst.shape
         sign = -1.0 if self.cfg.reverse else 1.0
-        n, b, d = yst.shape
+        times = sign * (-sst.reshape(n * b))
         if self.cfg.external is not None:
+            # Tensors the field closes over: autograd on the live tensors.
             live = self.cfg.external
+            with torch.enable_grad():
+                out = sign * self.cfg.f(times.detach(), yst.reshape(n * b, d).detach())
 
-            def pull_live(y_rows, s_rows, c_rows):
-                with torch.enable_grad():
-                    out = sign * self.cfg.f(sign * (-s_rows), y_rows)
-                    return torch.autograd.grad(
-                        out, live, grad_outputs=c_rows, allow_unused=True, materialize_grads=True
-                    )
-
-            if not per_sample:
-                return pull_live(
-                    yst.reshape(n * b, d).detach(),
-                    sst.reshape(n * b).detach(),
-                    cot.reshape(n * b, d).detach(),
+            def pull_live(w: Tensor):
+                cot = (ast * w.unsqueeze(-1)).reshape(n * b, d).detach()
+                return torch.autograd.grad(
+                    out, live, grad_outputs=cot, allow_unused=True, materialize_grads=True, retain_graph=True
                 )
-            rows = [pull_live(yst[:, i].detach(), sst[:, i].detach(), cot[:, i].detach()) for i in range(b)]
-            return tuple(torch.stack(col) for col in zip(*rows))
+
+            return pull_live
         fp = _field_fn(self.cfg, self.params)
-        if not per_sample:
+        _, pull = vjp(lambda p: sign * fp(p, times, yst.reshape(n * b, d)), tuple(self.params))
 
-            def g(p):
-                return sign * fp(p, sign * (-sst.reshape(n * b)), yst.reshape(n * b, d))
+        def pull_module(w: Tensor):
+            return pull((ast * w.unsqueeze(-1)).reshape(n * b, d))[0]
 
-            _, pull = vjp(g, tuple(self.params))
-            (grads,) = pull(cot.reshape(n * b, d))
-            return grads
-
-        def one(y_col, a_col, s_col):  # y_col (n, D): one sample's stages
-            def g(p):
-                return sign * fp(p, sign * (-s_col), y_col)
-
-            _, pull = vjp(g, tuple(self.params))
-            return pull(a_col)[0]
-
-        return vmap(one, in_dims=(1, 1, 1))(yst, cot, sst)  # tuple of (B, *p.shape)
+        return pull_module
 
     def run(self):
-        cfg, rk = self.cfg, self.rk
+        cfg, rk, d = self.cfg, self.rk, self.d
         ts, ys, gy = self.ts, self.ys, self.gy
-        b, n_obs, d = ys.shape
+        b, n_obs, _ = ys.shape
         dev, dt_ = ys.device, ys.dtype
         eps = torch.finfo(dt_).eps
         rows = torch.arange(b, device=dev)
         k = torch.full((b,), n_obs - 1, dtype=torch.long, device=dev)  # current interval's end index
         s = -ts[:, -1].clone()
-        y = ys[:, -1].clone()
-        a = gy[:, -1].clone()
+        z = torch.cat([ys[:, -1], gy[:, -1]], -1)
         g_times = torch.zeros(b, n_obs, dtype=dt_, device=dev)
         with torch.no_grad():  # ∂L/∂t_k = (∂L/∂y_k)ᵀ f(t_k, y_k) for every output but the first
             f_all = self.field(ts[:, 1:].reshape(-1), ys[:, 1:].reshape(-1, d)).reshape(b, n_obs - 1, d)
             g_times[:, 1:] = (gy[:, 1:] * f_all).sum(-1)
-        per_sample = bool(self.params) and cfg.adaptive and not cfg.seminorm
-        shape = (lambda p: (b, *p.shape)) if per_sample else (lambda p: p.shape)
-        g_acc = [torch.zeros(shape(p), dtype=p.dtype, device=p.device) for p in self.params]
+        g_acc = [torch.zeros_like(p) for p in self.params]
 
         def interval_end(k: Tensor) -> Tensor:
             return -ts.gather(1, (k - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
@@ -426,6 +426,9 @@ class _BackwardDriver:
                 return span
             return span / torch.ceil(span / cfg.dt * (1 - 1e-12)).clamp(min=1)
 
+        on_cpu = dev.type == "cpu"
+        sync_every = cfg.sync_every or (1 if on_cpu else SYNC_EVERY_ACCELERATOR)
+        failed = torch.zeros(b, dtype=torch.int8, device=dev)
         active = k > 0
         s_end = interval_end(k)
         if cfg.adaptive:
@@ -437,106 +440,127 @@ class _BackwardDriver:
                 if accepted is not None
                 else (s_end - s) * 0.1
             )
+            first_chunk = sync_every
         else:
             h = fixed_step((s_end - s).clamp(min=0))
+            # Fixed steps: every active sample takes one step per iteration, so the number of
+            # iterations is known up front (one read); the loop then checks once that all arrived.
+            spans = (ts[:, 1:] - ts[:, :-1]).clamp(min=0)
+            per = (
+                torch.ones_like(spans)
+                if cfg.dt is None
+                else torch.ceil(spans / cfg.dt * (1 - 1e-12)).clamp(min=1)
+            )
+            first_chunk = max(int(per.sum(1).max()), 1)
         err1 = torch.ones(b, dtype=dt_, device=dev)
         explicit = self.implicit is None
         fsal = explicit and rk.fsal
-        k1 = self._aug(s, y, a) if explicit else None
+        k1 = self._aug(s, z) if explicit else None
         steps = torch.zeros(b, dtype=torch.int64, device=dev)
         k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1 if cfg.adaptive else 0
-        while bool(active.any()):
-            lands = s + 1.01 * h >= s_end
-            h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
-            hc = h_try.unsqueeze(-1)
-            if explicit:
-                ky, ka, ys_, as_, ss_ = self._stages(s, y, a, h_try, k1)
-                y_new, a_new = y, a
-                for j, w in self.b_terms:
-                    y_new = y_new + (w * hc) * ky[j]
-                    a_new = a_new + (w * hc) * ka[j]
-            else:
-                y_new, a_new, ys_, as_, ss_ = self._implicit_step(s, y, a, h_try, active)
-            steps = steps + active
-            if cfg.adaptive:
-                en = self._error_norm(y, a, y_new, a_new, ky, ka, hc, ys_, as_, ss_, h_try, g_acc, per_sample)
-                accept = active & (en <= 1.0)
-            else:
-                accept = active
-            if self.params:
-                inc = self._theta_increment(ys_, as_, ss_, h_try * accept, per_sample)
-                g_acc = [acc + i for acc, i in zip(g_acc, inc)]
-            acc_col = accept.unsqueeze(-1)
-            y = torch.where(acc_col, y_new, y)
-            a = torch.where(acc_col, a_new, a)
-            s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
-            if fsal:  # the last stage was evaluated at the new point
-                k1 = (torch.where(acc_col, ky[-1], k1[0]), torch.where(acc_col, ka[-1], k1[1]))
-            if cfg.adaptive:
-                en_c = en.clamp(min=1e-10)
-                h_next = h_try * cfg.controller.factor(en_c, err1, err1, accept, k_err)
-                h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next)
-                err1 = torch.where(accept, en_c, err1)
-                stuck = active & ~accept & (h_next < 16 * eps * s.abs().clamp(min=1.0))
-                if bool(stuck.any()) or bool((steps > cfg.max_steps).any()):
-                    raise CapabilityError(
-                        "the adjoint's backward solve could not meet its tolerance (step-size underflow "
-                        "or max_steps); loosen AdjointOptions(rtol=..., atol=...) or use seminorm=True"
-                    )
-                h = torch.where(active, h_next, h)
-            # Samples that reached an observation: jump the adjoint, restart y from the forward value.
-            arrived = accept & (s >= s_end)
-            if bool(arrived.any()):
+        chunk = first_chunk
+        while True:
+            for _ in range(chunk):
+                lands = s + 1.01 * h >= s_end
+                h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
+                if explicit:
+                    ks, zs, ss = self._stages(s, z, h_try, k1)
+                    z_new = combine(z, h_try, self.b_terms, ks)
+                else:
+                    z_new, zs, ss, newton_failed = self._implicit_step(s, z, h_try)
+                    failed = torch.where(active & newton_failed, _FAIL_NEWTON, failed)
+                steps = steps + active
+                pull = self._theta_pull(zs, ss) if self.params else None
+                if cfg.adaptive:
+                    en = self._error_norm(z, z_new, ks, h_try, pull, g_acc)
+                    accept = active & (en <= 1.0)
+                else:
+                    accept = active & (failed == 0)
+                if pull is not None:
+                    inc = pull(self.theta_b[:, None] * (h_try * accept)[None, :])
+                    g_acc = [acc + i for acc, i in zip(g_acc, inc)]
+                acc_col = accept.unsqueeze(-1)
+                z = torch.where(acc_col, z_new, z)
+                s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
+                if fsal:  # the last stage was evaluated at the new point
+                    k1 = torch.where(acc_col, ks[-1], k1)
+                if cfg.adaptive:
+                    en_c = en.clamp(min=1e-10)
+                    h_next = h_try * cfg.controller.factor(en_c, err1, err1, accept, k_err)
+                    h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next)
+                    err1 = torch.where(accept, en_c, err1)
+                    stuck = active & ~accept & (h_next < 16 * eps * s.abs().clamp(min=1.0))
+                    failed = torch.where(stuck, _FAIL_TOLERANCE, failed)
+                    failed = torch.where(active & (steps > cfg.max_steps), _FAIL_MAX_STEPS, failed)
+                    h = torch.where(active, h_next, h)
+                # Samples that reached an observation: jump the adjoint, restart y from the forward
+                # value (masked: a no-op for the others).
+                arrived = accept & (s >= s_end)
                 k = k - arrived.long()
                 kc = k.clamp(min=0)
-                y = torch.where(arrived.unsqueeze(-1), ys[rows, kc], y)
-                a = torch.where(arrived.unsqueeze(-1), a + gy[rows, kc], a)
-                active = k > 0
+                restart = torch.cat([ys[rows, kc], z[:, d:] + gy[rows, kc]], -1)
+                z = torch.where(arrived.unsqueeze(-1), restart, z)
+                active = (k > 0) & (failed == 0)
                 new_end = interval_end(k)
                 if not cfg.adaptive:
                     h = torch.where(arrived, fixed_step((new_end - s).clamp(min=0)), h)
                 s_end = torch.where(arrived, new_end, s_end)
                 if explicit:
-                    k1 = self._aug(s, y, a)
-            elif explicit and not fsal:
-                k1 = self._aug(s, y, a)
+                    # k1 at the restarted point of the samples that go on; on the CPU (free reads)
+                    # only when some sample needs it.
+                    need = arrived & active
+                    if not fsal:
+                        k1 = self._aug(s, z)
+                    elif not on_cpu or bool(need.any()):
+                        k1 = torch.where(need.unsqueeze(-1), self._aug(s, z), k1)
+            if not bool(active.any()):
+                break
+            chunk = sync_every
+        self._raise_failures(failed)
+        a = z[:, d:]
         with torch.no_grad():
             # ∂L/∂t_0 = −a(t_0⁺)ᵀ f(t_0, y_0), with the adjoint *before* the jump by ∂L/∂y(t_0): the
             # output at t_0 is y_0 itself and does not move with t_0.
             g_times[:, 0] = -((a - gy[:, 0]) * self.field(ts[:, 0], ys[:, 0])).sum(-1)
         cfg.backward_stats = {"steps": steps}
-        g_params = [acc.sum(0) for acc in g_acc] if per_sample else g_acc
-        return a, g_params, g_times
+        return a, g_acc, g_times
 
-    def _error_norm(self, y, a, y_new, a_new, ky, ka, hc, ys_, as_, ss_, h_try, g_acc, per_sample):
-        """RMS over (y, a) — and each sample's θ-accumulator unless ``seminorm`` — of err/scale."""
+    def _raise_failures(self, failed: Tensor) -> None:
+        """The loop's one failure check: raise for the first kind of failure any sample recorded."""
+        code = int(failed.max())
+        if code == _FAIL_NEWTON:
+            raise CapabilityError(
+                f"the Newton iteration of the adjoint's implicit backward solve "
+                f"({self.implicit.tableau.name}) did not converge; use a smaller AdjointOptions(dt=...) "
+                "or an explicit backward method"
+            )
+        if code in (_FAIL_TOLERANCE, _FAIL_MAX_STEPS):
+            what = "step-size underflow" if code == _FAIL_TOLERANCE else "max_steps"
+            raise CapabilityError(
+                f"the adjoint's backward solve could not meet its tolerance ({what}); loosen "
+                "AdjointOptions(rtol=..., atol=...) or use seminorm=True"
+            )
+
+    def _error_norm(self, z, z_new, ks, h_try, pull, g_acc):
+        """Per-sample RMS of err/scale over ``(y, a)``; unless ``seminorm``, the larger of that and a
+        batch-level RMS over the joint θ-accumulator's error.
+
+        The θ-accumulator is one tensor for the whole batch (its increment is one batched
+        vector–Jacobian product), so its error estimate ``Σᵢ eᵢ h_b A_{b,i}ᵀ ∂f/∂θ`` is summed over the
+        samples' current attempts and measured against ``atol + rtol |g|`` of the batch gradient — as
+        a shared-step solver's norm over the augmented state does (the "mixed norm" of
+        torchdiffeq's adjoint: the maximum of the norms of the parts).
+        """
         cfg = self.cfg
-        ey, ea = torch.zeros_like(y), torch.zeros_like(a)
-        for j, w in self.rk.e_terms:
-            ey = ey + (w * hc) * ky[j]
-            ea = ea + (w * hc) * ka[j]
-        sy = cfg.atol + cfg.rtol * torch.maximum(y.abs(), y_new.abs())
-        sa = cfg.atol + cfg.rtol * torch.maximum(a.abs(), a_new.abs())
-        sq = (ey / sy).pow(2).sum(-1) + (ea / sa).pow(2).sum(-1)
-        count = 2 * y.shape[-1]
-        if per_sample:
-            b = y.shape[0]
-            for e_p, acc_p in zip(self._theta_error(ys_, as_, ss_, h_try), g_acc):
-                e_flat = e_p.reshape(b, -1)
-                scale = cfg.atol + cfg.rtol * acc_p.reshape(b, -1).abs()
-                sq = sq + (e_flat / scale).pow(2).sum(-1)
-                count += e_flat.shape[-1]
-        en = (sq / count).sqrt()
+        err = combine(None, h_try, self.rk.e_terms, ks)
+        scale = cfg.atol + cfg.rtol * torch.maximum(z.abs(), z_new.abs())
+        en = (err / scale).pow(2).mean(-1).sqrt()
+        if self.full_norm:
+            e_theta = pull(self.theta_e[:, None] * h_try[None, :])
+            sq = sum(((e / (cfg.atol + cfg.rtol * g.abs())).pow(2).sum() for e, g in zip(e_theta, g_acc)))
+            count = sum(g.numel() for g in g_acc)
+            en = torch.maximum(en, (sq / count).sqrt())
         return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))
-
-    def _theta_error(self, ys_, as_, ss_, h):
-        """Per-sample error estimate of the parameter accumulator (full-norm mode)."""
-        idx = [i for i, _ in _terms(self.rk.tableau.error_weights)]
-        coef = [w for _, w in _terms(self.rk.tableau.error_weights)]
-        yst = torch.stack([ys_[i] for i in idx])
-        cot = torch.stack([as_[i] * (w * h).unsqueeze(-1) for i, w in zip(idx, coef)])
-        sst = torch.stack([ss_[i] for i in idx])
-        return self._param_vjp(yst, cot, sst, per_sample=True)
 
 
 def gradient_audit(
