@@ -288,9 +288,18 @@ def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: lis
     return g_y0, g_ts.to(ts.dtype), g_params
 
 
+def _zeros_for_unused(grads, leaves, lead: tuple[int, ...]) -> tuple[Tensor, ...]:
+    """Zeros (with the batched pass's leading axes) for parameters the field does not use — e.g. the
+    output bias of H_θ in a Hamiltonian network's ``J∇H``."""
+    return tuple(
+        torch.zeros((*lead, *p.shape), dtype=p.dtype, device=p.device) if g is None else g
+        for g, p in zip(grads, leaves)
+    )
+
+
 # How many backward iterations run between two "is any sample still active?" reads on an accelerator
 # (each read is a host sync that drains the device queue). On the CPU a read costs nothing and the
-# loop checks after every iteration, which also skips work no sample needs (see _BackwardDriver.run).
+# loop checks after every iteration, so no fully masked iteration runs after the last sample finished.
 SYNC_EVERY_ACCELERATOR = 8
 
 _FAIL_TOLERANCE, _FAIL_MAX_STEPS, _FAIL_NEWTON = 1, 2, 3
@@ -312,6 +321,12 @@ class _BackwardDriver:
 
     def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy):
         self.cfg, self.field, self.params = cfg, field, params
+        # The tensors the θ-products differentiate: the field's own live tensors when it closes over
+        # them, else leaf copies of the module's parameters that ``field`` substitutes.
+        if cfg.external is not None:
+            self.leaves = list(cfg.external)
+        else:
+            self.leaves = [p.detach().requires_grad_() for p in params]
         self.ts, self.ys, self.gy = ts, ys, gy
         self.d = ys.shape[-1]
         self.b_terms = _terms(tableau.b)
@@ -347,17 +362,35 @@ class _BackwardDriver:
             fy, fa = fy.detach(), fa.detach()
         return torch.cat([-fy, fa], -1)
 
-    def _stages(self, s, z, h, k1):
-        """Explicit stages from ``k1``: the stage derivatives, states and times."""
+    def _aug_graph(self, s: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Like :meth:`_aug`, but by plain autograd, keeping the graph of ``f`` at this stage: returns
+        the stage derivative and ``f``'s output, through which the θ-products are pulled later (so the
+        θ-quadrature needs no second forward pass of ``f``)."""
+        d = self.d
+        with torch.enable_grad():
+            y = z[..., :d].detach().requires_grad_()
+            out = self.field(-s, y, self.leaves)
+            (fa,) = torch.autograd.grad(out, y, z[..., d:], retain_graph=bool(self.params))
+        return torch.cat([-out.detach(), fa], -1), out
+
+    def _stages(self, s, z, h):
+        """All explicit stages of one step: derivatives, states, times and ``f``'s outputs (graphs).
+
+        The first stage is evaluated afresh (no FSAL in the backward): its graph serves the
+        θ-quadrature, and after an observation restarts ``(y, a)`` it would have to be re-evaluated
+        anyway."""
         rk = self.rk
-        ks, zs, ss = [k1], [z], [s]
+        k1, o1 = self._aug_graph(s, z)
+        ks, zs, ss, outs = [k1], [z], [s], [o1]
         for i in range(1, rk.stages):
             zi = combine(z, h, rk.a_terms[i], ks)
             si = s + rk.c[i] * h
-            ks.append(self._aug(si, zi))
+            ki, oi = self._aug_graph(si, zi)
+            ks.append(ki)
             zs.append(zi)
             ss.append(si)
-        return ks, zs, ss
+            outs.append(oi)
+        return ks, zs, ss, outs
 
     def _implicit_step(self, s, z, h):
         """One implicit RK step of the augmented system: new ``z``, stage states and times, and the
@@ -368,39 +401,49 @@ class _BackwardDriver:
         ss = [s + ci * h for ci in self.c]
         return z + delta, zs, ss, ~info.converged
 
+    def _theta_pull_graphs(self, zs, outs):
+        """``pull(weights)`` through the kept stage graphs (explicit methods).
+
+        ``Σᵢ Σ_b w_{i,b} A_{b,i}ᵀ ∂f/∂θ(Y_{b,i})`` is one backward pass of autograd over the stage
+        outputs with the cotangents ``w_{i,b} A_{b,i}``, the parameters summed over the batch.
+        ``weights`` is ``(n, B)``, or ``(m, n, B)`` for ``m`` weightings in one batched backward pass
+        (then every result has a leading axis of ``m``)."""
+        d, idx, leaves = self.d, self.theta_idx, self.leaves
+        o = [outs[i] for i in idx]
+        a = [zs[i][..., d:] for i in idx]
+
+        def pull(w: Tensor):
+            batched = w.dim() == 3
+            cots = [ai * w[..., j, :, None] for j, ai in enumerate(a)]
+            grads = torch.autograd.grad(o, leaves, cots, allow_unused=True, is_grads_batched=batched)
+            return _zeros_for_unused(grads, leaves, w.shape[:-2])
+
+        return pull
+
     def _theta_pull(self, zs, ss):
-        """One forward pass of ``f`` at the θ-quadrature's stage points, batched over samples.
+        """One forward pass of ``f`` at the θ-quadrature's stage points, batched over samples (the
+        implicit backward methods, whose stages come from a Newton iteration).
 
         Returns ``pull(weights (n, B)) -> Σᵢ Σ_b w_{i,b} A_{b,i}ᵀ ∂f/∂θ(−s_{b,i}, Y_{b,i})``, a tuple
-        shaped like the parameters; it may be called more than once (error estimate, then increment).
+        shaped like the parameters.
         """
         d, idx = self.d, self.theta_idx
         yst = torch.stack([zs[i][..., :d] for i in idx])  # (n, B, D)
         ast = torch.stack([zs[i][..., d:] for i in idx])
         sst = torch.stack([ss[i] for i in idx])  # (n, B)
         n, b, _ = yst.shape
-        sign = -1.0 if self.cfg.reverse else 1.0
-        times = sign * (-sst.reshape(n * b))
-        if self.cfg.external is not None:
-            # Tensors the field closes over: autograd on the live tensors.
-            live = self.cfg.external
-            with torch.enable_grad():
-                out = sign * self.cfg.f(times.detach(), yst.reshape(n * b, d).detach())
+        with torch.enable_grad():
+            out = self.field(-sst.reshape(n * b).detach(), yst.reshape(n * b, d).detach(), self.leaves)
 
-            def pull_live(w: Tensor):
-                cot = (ast * w.unsqueeze(-1)).reshape(n * b, d).detach()
-                return torch.autograd.grad(
-                    out, live, grad_outputs=cot, allow_unused=True, materialize_grads=True, retain_graph=True
-                )
+        def pull(w: Tensor):
+            batched = w.dim() == 3
+            cot = (ast * w.unsqueeze(-1)).reshape(*w.shape[:-2], n * b, d).detach()
+            grads = torch.autograd.grad(
+                out, self.leaves, cot, allow_unused=True, retain_graph=True, is_grads_batched=batched
+            )
+            return _zeros_for_unused(grads, self.leaves, w.shape[:-2])
 
-            return pull_live
-        fp = _field_fn(self.cfg, self.params)
-        _, pull = vjp(lambda p: sign * fp(p, times, yst.reshape(n * b, d)), tuple(self.params))
-
-        def pull_module(w: Tensor):
-            return pull((ast * w.unsqueeze(-1)).reshape(n * b, d))[0]
-
-        return pull_module
+        return pull
 
     def run(self):
         cfg, rk, d = self.cfg, self.rk, self.d
@@ -454,8 +497,6 @@ class _BackwardDriver:
             first_chunk = max(int(per.sum(1).max()), 1)
         err1 = torch.ones(b, dtype=dt_, device=dev)
         explicit = self.implicit is None
-        fsal = explicit and rk.fsal
-        k1 = self._aug(s, z) if explicit else None
         steps = torch.zeros(b, dtype=torch.int64, device=dev)
         k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1 if cfg.adaptive else 0
         chunk = first_chunk
@@ -463,27 +504,47 @@ class _BackwardDriver:
             for _ in range(chunk):
                 lands = s + 1.01 * h >= s_end
                 h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
+                pull = None
                 if explicit:
-                    ks, zs, ss = self._stages(s, z, h_try, k1)
+                    ks, zs, ss, outs = self._stages(s, z, h_try)
                     z_new = combine(z, h_try, self.b_terms, ks)
+                    if self.params:
+                        pull = self._theta_pull_graphs(zs, outs)
                 else:
+                    ks = None
                     z_new, zs, ss, newton_failed = self._implicit_step(s, z, h_try)
                     failed = torch.where(active & newton_failed, _FAIL_NEWTON, failed)
+                    if self.params:
+                        pull = self._theta_pull(zs, ss)
                 steps = steps + active
-                pull = self._theta_pull(zs, ss) if self.params else None
                 if cfg.adaptive:
-                    en = self._error_norm(z, z_new, ks, h_try, pull, g_acc)
+                    en = self._error_norm(z, z_new, ks, h_try)
                     accept = active & (en <= 1.0)
                 else:
                     accept = active & (failed == 0)
-                if pull is not None:
+                if self.full_norm:
+                    # One batched backward pass: the error estimate and the increment of the joint
+                    # θ-accumulator over the samples whose (y, a) passed. A batch-level rejection
+                    # rejects them all (the θ-norm is one number), so the increment is kept or
+                    # dropped as a whole.
+                    w = (h_try * accept)[None, None, :] * torch.stack([self.theta_e, self.theta_b])[
+                        :, :, None
+                    ]
+                    both = pull(w)
+                    inc = [g[1] for g in both]
+                    en_theta = self._theta_norm([g[0] for g in both], g_acc, inc)
+                    theta_ok = en_theta <= 1.0
+                    accept = accept & theta_ok
+                    en = torch.maximum(en, en_theta)
+                    g_acc = [
+                        acc + torch.where(theta_ok, i, torch.zeros_like(i)) for acc, i in zip(g_acc, inc)
+                    ]
+                elif pull is not None:
                     inc = pull(self.theta_b[:, None] * (h_try * accept)[None, :])
                     g_acc = [acc + i for acc, i in zip(g_acc, inc)]
                 acc_col = accept.unsqueeze(-1)
                 z = torch.where(acc_col, z_new, z)
                 s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
-                if fsal:  # the last stage was evaluated at the new point
-                    k1 = torch.where(acc_col, ks[-1], k1)
                 if cfg.adaptive:
                     en_c = en.clamp(min=1e-10)
                     h_next = h_try * cfg.controller.factor(en_c, err1, err1, accept, k_err)
@@ -505,14 +566,6 @@ class _BackwardDriver:
                 if not cfg.adaptive:
                     h = torch.where(arrived, fixed_step((new_end - s).clamp(min=0)), h)
                 s_end = torch.where(arrived, new_end, s_end)
-                if explicit:
-                    # k1 at the restarted point of the samples that go on; on the CPU (free reads)
-                    # only when some sample needs it.
-                    need = arrived & active
-                    if not fsal:
-                        k1 = self._aug(s, z)
-                    elif not on_cpu or bool(need.any()):
-                        k1 = torch.where(need.unsqueeze(-1), self._aug(s, z), k1)
             if not bool(active.any()):
                 break
             chunk = sync_every
@@ -541,25 +594,29 @@ class _BackwardDriver:
                 "AdjointOptions(rtol=..., atol=...) or use seminorm=True"
             )
 
-    def _error_norm(self, z, z_new, ks, h_try, pull, g_acc):
-        """Per-sample RMS of err/scale over ``(y, a)``; unless ``seminorm``, the larger of that and a
-        batch-level RMS over the joint θ-accumulator's error.
-
-        The θ-accumulator is one tensor for the whole batch (its increment is one batched
-        vector–Jacobian product), so its error estimate ``Σᵢ eᵢ h_b A_{b,i}ᵀ ∂f/∂θ`` is summed over the
-        samples' current attempts and measured against ``atol + rtol |g|`` of the batch gradient — as
-        a shared-step solver's norm over the augmented state does (the "mixed norm" of
-        torchdiffeq's adjoint: the maximum of the norms of the parts).
-        """
+    def _error_norm(self, z, z_new, ks, h_try):
+        """Per-sample RMS of err/scale over ``(y, a)``."""
         cfg = self.cfg
         err = combine(None, h_try, self.rk.e_terms, ks)
         scale = cfg.atol + cfg.rtol * torch.maximum(z.abs(), z_new.abs())
         en = (err / scale).pow(2).mean(-1).sqrt()
-        if self.full_norm:
-            e_theta = pull(self.theta_e[:, None] * h_try[None, :])
-            sq = sum(((e / (cfg.atol + cfg.rtol * g.abs())).pow(2).sum() for e, g in zip(e_theta, g_acc)))
-            count = sum(g.numel() for g in g_acc)
-            en = torch.maximum(en, (sq / count).sqrt())
+        return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))
+
+    def _theta_norm(self, e_theta, g_acc, inc) -> Tensor:
+        """Batch-level RMS of err/scale of the joint θ-accumulator (a 0-d tensor).
+
+        The accumulator is one tensor for the whole batch, so its error estimate
+        ``Σᵢ eᵢ h_b A_{b,i}ᵀ ∂f/∂θ`` sums the samples' current attempts and is measured against
+        ``atol + rtol max(|g|, |g + Δg|)`` of the batch gradient — as a shared-step solver's norm over
+        the augmented state does; the step's norm is the larger of this and the sample's own (the
+        "mixed norm" of torchdiffeq's adjoint: the maximum of the norms of the parts).
+        """
+        cfg = self.cfg
+        sq = sum(
+            (e / (cfg.atol + cfg.rtol * torch.maximum(g.abs(), (g + i).abs()))).pow(2).sum()
+            for e, g, i in zip(e_theta, g_acc, inc)
+        )
+        en = (sq / sum(g.numel() for g in g_acc)).sqrt()
         return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))
 
 
