@@ -110,7 +110,7 @@ class _Config:
     external: tuple[Tensor, ...] | None = None  # parameters the field closes over (not its own)
     forward_status: Tensor | None = None
     forward_stats: dict[str, Tensor] | None = None
-    backward_stats: dict[str, Tensor] | None = None
+    backward_stats: dict[str, Any] | None = None
 
 
 class _AdjointSolve(torch.autograd.Function):
@@ -133,8 +133,15 @@ class _AdjointSolve(torch.autograd.Function):
     def backward(ctx: Any, grad_ys: Tensor) -> tuple:  # type: ignore[override]
         cfg: _Config = ctx.cfg
         ts, ys, *params = ctx.saved_tensors
+        # The common case: the module still holds the very tensors it was solved with (not swapped in by
+        # a functional_call around the solve). Then the backward calls it directly and differentiates
+        # its live parameters, without functional_call's per-call parameter swapping.
+        live = dict(cfg.module.named_parameters()) if cfg.module is not None else {}
+        direct = bool(params) and all(live.get(n) is p for n, p in zip(cfg.names, params))
         with torch.enable_grad():
-            g_y0, g_ts, g_params = _backward(cfg, ts, ys.detach(), grad_ys, [p.detach() for p in params])
+            g_y0, g_ts, g_params = _backward(
+                cfg, ts, ys.detach(), grad_ys, [p.detach() for p in params], live=params if direct else None
+            )
         needs = ctx.needs_input_grad
         return (None, g_y0 if needs[1] else None, g_ts if needs[2] else None, *g_params)
 
@@ -258,7 +265,9 @@ def _field_fn(cfg: _Config, params: list[Tensor]):
     return fn
 
 
-def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: list[Tensor]):
+def _backward(
+    cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: list[Tensor], live: Sequence[Tensor] | None
+):
     bspec: MethodSpec = cfg.spec_backward  # type: ignore[attr-defined]
     rk = bspec.tableau
     d = ys.shape[-1]
@@ -274,9 +283,11 @@ def _backward(cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: lis
     sign = -1.0 if cfg.reverse else 1.0
 
     def field(t: Tensor, y: Tensor, p: Sequence[Tensor] = params) -> Tensor:
+        if p is live:
+            return sign * cfg.f(sign * t, y)
         return sign * fp(p, sign * t, y)
 
-    driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb)
+    driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb, live)
     a0, g_params, g_times = driver.run()
     if cfg.reverse:
         g_times = -g_times
@@ -319,12 +330,15 @@ class _BackwardDriver:
     ``sync_every`` iterations (iterations after the last sample finished are fully masked no-ops).
     """
 
-    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy):
+    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None):
         self.cfg, self.field, self.params = cfg, field, params
         # The tensors the θ-products differentiate: the field's own live tensors when it closes over
-        # them, else leaf copies of the module's parameters that ``field`` substitutes.
+        # them or (``live``) when the module still holds them, else leaf copies of the module's
+        # parameters that ``field`` substitutes.
         if cfg.external is not None:
             self.leaves = list(cfg.external)
+        elif live is not None:
+            self.leaves = live
         else:
             self.leaves = [p.detach().requires_grad_() for p in params]
         self.ts, self.ys, self.gy = ts, ys, gy
@@ -370,7 +384,17 @@ class _BackwardDriver:
         with torch.enable_grad():
             y = z[..., :d].detach().requires_grad_()
             out = self.field(-s, y, self.leaves)
-            (fa,) = torch.autograd.grad(out, y, z[..., d:], retain_graph=bool(self.params))
+            if out.requires_grad:
+                (fa,) = torch.autograd.grad(
+                    out,
+                    y,
+                    z[..., d:],
+                    retain_graph=bool(self.params),
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+            else:  # a field that depends on neither y nor the parameters
+                fa = torch.zeros_like(y)
         return torch.cat([-out.detach(), fa], -1), out
 
     def _stages(self, s, z, h):
@@ -414,8 +438,13 @@ class _BackwardDriver:
 
         def pull(w: Tensor):
             batched = w.dim() == 3
-            cots = [ai * w[..., j, :, None] for j, ai in enumerate(a)]
-            grads = torch.autograd.grad(o, leaves, cots, allow_unused=True, is_grads_batched=batched)
+            used = [j for j, oj in enumerate(o) if oj.requires_grad]
+            if not used:  # the field does not depend on the parameters
+                return _zeros_for_unused([None] * len(leaves), leaves, w.shape[:-2])
+            cots = [a[j] * w[..., j, :, None] for j in used]
+            grads = torch.autograd.grad(
+                [o[j] for j in used], leaves, cots, allow_unused=True, is_grads_batched=batched
+            )
             return _zeros_for_unused(grads, leaves, w.shape[:-2])
 
         return pull
@@ -437,6 +466,8 @@ class _BackwardDriver:
 
         def pull(w: Tensor):
             batched = w.dim() == 3
+            if not out.requires_grad:  # the field does not depend on the parameters
+                return _zeros_for_unused([None] * len(self.leaves), self.leaves, w.shape[:-2])
             cot = (ast * w.unsqueeze(-1)).reshape(*w.shape[:-2], n * b, d).detach()
             grads = torch.autograd.grad(
                 out, self.leaves, cot, allow_unused=True, retain_graph=True, is_grads_batched=batched
@@ -499,8 +530,9 @@ class _BackwardDriver:
         explicit = self.implicit is None
         steps = torch.zeros(b, dtype=torch.int64, device=dev)
         k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1 if cfg.adaptive else 0
-        chunk = first_chunk
+        chunk, iterations, reads = first_chunk, 0, 0
         while True:
+            iterations += chunk
             for _ in range(chunk):
                 lands = s + 1.01 * h >= s_end
                 h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
@@ -566,6 +598,7 @@ class _BackwardDriver:
                 if not cfg.adaptive:
                     h = torch.where(arrived, fixed_step((new_end - s).clamp(min=0)), h)
                 s_end = torch.where(arrived, new_end, s_end)
+            reads += 1
             if not bool(active.any()):
                 break
             chunk = sync_every
@@ -575,7 +608,9 @@ class _BackwardDriver:
             # ∂L/∂t_0 = −a(t_0⁺)ᵀ f(t_0, y_0), with the adjoint *before* the jump by ∂L/∂y(t_0): the
             # output at t_0 is y_0 itself and does not move with t_0.
             g_times[:, 0] = -((a - gy[:, 0]) * self.field(ts[:, 0], ys[:, 0])).sum(-1)
-        cfg.backward_stats = {"steps": steps}
+        # steps: attempted steps per sample; iterations: loop iterations run (masked ones included);
+        # active_reads: how many times the loop read "any sample still active?" (host syncs).
+        cfg.backward_stats = {"steps": steps, "iterations": iterations, "active_reads": reads}
         return a, g_acc, g_times
 
     def _raise_failures(self, failed: Tensor) -> None:
