@@ -638,20 +638,23 @@ class _BackwardDriver:
         return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))
 
     def _theta_norm(self, e_theta, g_acc, inc) -> Tensor:
-        """Batch-level RMS of err/scale of the joint θ-accumulator (a 0-d tensor).
+        """Batch-level norm of err/scale of the joint θ-accumulator (a 0-d tensor): the largest RMS
+        over the parameter tensors.
 
         The accumulator is one tensor for the whole batch, so its error estimate
         ``Σᵢ eᵢ h_b A_{b,i}ᵀ ∂f/∂θ`` sums the samples' current attempts and is measured against
         ``atol + rtol max(|g|, |g + Δg|)`` of the batch gradient — as a shared-step solver's norm over
         the augmented state does; the step's norm is the larger of this and the sample's own (the
-        "mixed norm" of torchdiffeq's adjoint: the maximum of the norms of the parts).
+        "mixed norm" of torchdiffeq's adjoint: the maximum of the norms of the parts, here also the
+        maximum over the parameter tensors).
         """
         cfg = self.cfg
-        sq = sum(
-            (e / (cfg.atol + cfg.rtol * torch.maximum(g.abs(), (g + i).abs()))).pow(2).sum()
-            for e, g, i in zip(e_theta, g_acc, inc)
-        )
-        en = (sq / sum(g.numel() for g in g_acc)).sqrt()
+        en = torch.stack(
+            [
+                (e / (cfg.atol + cfg.rtol * torch.maximum(g.abs(), (g + i).abs()))).pow(2).mean().sqrt()
+                for e, g, i in zip(e_theta, g_acc, inc)
+            ]
+        ).max()
         return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))
 
 
