@@ -287,7 +287,7 @@ def _backward(
             return sign * cfg.f(sign * t, y)
         return sign * fp(p, sign * t, y)
 
-    driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb, live)
+    driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb, live, shared_grid=ts.dim() == 1)
     a0, g_params, g_times = driver.run()
     if cfg.reverse:
         g_times = -g_times
@@ -330,7 +330,7 @@ class _BackwardDriver:
     ``sync_every`` iterations (iterations after the last sample finished are fully masked no-ops).
     """
 
-    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None):
+    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None, shared_grid=False):
         self.cfg, self.field, self.params = cfg, field, params
         # The tensors the θ-products differentiate: the field's own live tensors when it closes over
         # them or (``live``) when the module still holds them, else leaf copies of the module's
@@ -360,6 +360,22 @@ class _BackwardDriver:
         self.full_norm = full
         idx = sorted({i for i, _ in self.b_terms} | ({i for i, _ in self.e_terms} if full else set()))
         self.theta_idx = tuple(idx)
+        self.theta_set = frozenset(idx) if params else frozenset()
+        # How the θ-products are taken (see _aug_graph): every sample carries the same quadrature
+        # weights when all of them take the same steps (one sample, or fixed steps on a grid shared by
+        # the batch); otherwise the stage's backward pass is scaled by h_b, and attempts that are not
+        # kept are subtracted afterwards — which needs a read of "were there any?" per iteration,
+        # free on the CPU; where reads are syncs, the graphs are pulled after the acceptance test.
+        self.sync_every = cfg.sync_every or (1 if ys.device.type == "cpu" else SYNC_EVERY_ACCELERATOR)
+        if not tableau.explicit:
+            self.theta_mode = "implicit"
+        elif ys.shape[0] == 1 or (shared_grid and not cfg.adaptive):
+            self.theta_mode = "uniform"
+        elif not cfg.adaptive or self.sync_every == 1:
+            # Fixed steps never drop an attempted step; adaptive ones may, and then need a read.
+            self.theta_mode = "scaled"
+        else:
+            self.theta_mode = "graphs"
         dt_, dev = ys.dtype, ys.device
         bw, ew = dict(self.b_terms), dict(self.e_terms)
         self.theta_b = torch.tensor([bw.get(i, 0.0) for i in idx], dtype=dt_, device=dev)
@@ -376,45 +392,107 @@ class _BackwardDriver:
             fy, fa = fy.detach(), fa.detach()
         return torch.cat([-fy, fa], -1)
 
-    def _aug_graph(self, s: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Like :meth:`_aug`, but by plain autograd, keeping the graph of ``f`` at this stage: returns
-        the stage derivative and ``f``'s output, through which the θ-products are pulled later (so the
-        θ-quadrature needs no second forward pass of ``f``)."""
-        d = self.d
+    def _aug_graph(self, s: Tensor, z: Tensor, theta: bool, h: Tensor) -> tuple[Tensor, Any]:
+        """Like :meth:`_aug`, but by plain autograd; for a stage of the θ-quadrature (``theta``) also
+        its θ-product, by :attr:`theta_mode`:
+
+        * ``"uniform"`` (every sample has the same weights): ``G = Σ_b A_bᵀ∂f/∂θ`` from the same
+          backward pass as ``Aᵀ∂f/∂y``;
+        * ``"scaled"``: the backward pass takes the cotangent ``h_b A_b``, which gives
+          ``G = Σ_b h_b A_bᵀ∂f/∂θ`` and ``h_b A_bᵀ∂f/∂y`` (divided by ``h_b``; samples with ``h_b = 0``
+          are inactive and get zero); the graph is kept, for the corrections of rejected samples;
+        * ``"graphs"``: only ``Aᵀ∂f/∂y``; the graph is kept and the θ-products are pulled later with
+          per-sample weights (no second forward pass of ``f``).
+
+        Returns the stage derivative and ``(output of f, G or None)`` for θ-stages, else ``None``.
+        """
+        d, mode = self.d, self.theta_mode
         with torch.enable_grad():
             y = z[..., :d].detach().requires_grad_()
             out = self.field(-s, y, self.leaves)
-            if out.requires_grad:
-                (fa,) = torch.autograd.grad(
-                    out,
-                    y,
-                    z[..., d:],
-                    retain_graph=bool(self.params),
-                    allow_unused=True,
-                    materialize_grads=True,
-                )
-            else:  # a field that depends on neither y nor the parameters
-                fa = torch.zeros_like(y)
-        return torch.cat([-out.detach(), fa], -1), out
+            if not out.requires_grad:  # a field that depends on neither y nor the parameters
+                g0 = _zeros_for_unused([None] * len(self.leaves), self.leaves, ())
+                return torch.cat([-out.detach(), torch.zeros_like(y)], -1), (out, g0) if theta else None
+            joint = theta and mode in ("uniform", "scaled")
+            a = z[..., d:]
+            scaled = joint and mode == "scaled"
+            grads = torch.autograd.grad(
+                out,
+                [y, *self.leaves] if joint else y,
+                a * h.unsqueeze(-1) if scaled else a,
+                retain_graph=theta and mode != "uniform",
+                allow_unused=True,
+            )
+        fa = torch.zeros_like(y) if grads[0] is None else grads[0]
+        if scaled:
+            hc = h.unsqueeze(-1)
+            fa = torch.where(hc > 0, fa / torch.where(hc > 0, hc, torch.ones_like(hc)), torch.zeros_like(fa))
+        k = torch.cat([-out.detach(), fa], -1)
+        if not theta:
+            return k, None
+        g = _zeros_for_unused(grads[1:], self.leaves, ()) if joint else None
+        return k, (out, g)
 
     def _stages(self, s, z, h):
-        """All explicit stages of one step: derivatives, states, times and ``f``'s outputs (graphs).
+        """All explicit stages of one step: derivatives, states, times and, per θ-quadrature stage,
+        ``(output of f, θ-product)`` (see :meth:`_aug_graph`).
 
         The first stage is evaluated afresh (no FSAL in the backward): its graph serves the
         θ-quadrature, and after an observation restarts ``(y, a)`` it would have to be re-evaluated
         anyway."""
-        rk = self.rk
-        k1, o1 = self._aug_graph(s, z)
+        rk, want = self.rk, self.theta_set
+        k1, o1 = self._aug_graph(s, z, 0 in want, h)
         ks, zs, ss, outs = [k1], [z], [s], [o1]
         for i in range(1, rk.stages):
             zi = combine(z, h, rk.a_terms[i], ks)
             si = s + rk.c[i] * h
-            ki, oi = self._aug_graph(si, zi)
+            ki, oi = self._aug_graph(si, zi, i in want, h)
             ks.append(ki)
             zs.append(zi)
             ss.append(si)
             outs.append(oi)
         return ks, zs, ss, outs
+
+    def _theta_sums(self, coefs: list[Tensor], weight: Tensor, active: Tensor, zs, outs) -> list[tuple]:
+        """For each ``c`` in ``coefs`` (``(n,)`` over the θ-stages): ``Σᵢ cᵢ Σ_b w_b A_{b,i}ᵀ∂f/∂θ``
+        with ``weight = w (B,)`` — ``h_b`` times the acceptance mask."""
+        idx = self.theta_idx
+        if self.theta_mode == "uniform":
+            w0 = weight[0]  # the same for every sample
+            gs = [outs[i][1] for i in idx]
+            return [
+                tuple(w0 * sum(c[j] * gs[j][q] for j in range(len(idx))) for q in range(len(self.leaves)))
+                for c in coefs
+            ]
+        if self.theta_mode == "graphs":
+            return [self._pull_graphs(zs, outs, c[:, None] * weight[None, :]) for c in coefs]
+        # "scaled": the stage passes summed h_b A_bᵀ∂f/∂θ over all active samples; subtract the
+        # samples that are active but not kept — only when there are some (a read that is free on
+        # the CPU, the one place this mode runs).
+        gs = [outs[i][1] for i in idx]
+        sums = [
+            [sum(c[j] * gs[j][q] for j in range(len(idx))) for q in range(len(self.leaves))] for c in coefs
+        ]
+        h = self._h_try
+        dropped = active & ~(weight > 0) & (h > 0)
+        if self.cfg.adaptive and bool(dropped.any()):  # fixed steps keep every attempt
+            for c, total in zip(coefs, sums):
+                corr = self._pull_graphs(zs, outs, c[:, None] * (h * dropped)[None, :])
+                for q, cq in enumerate(corr):
+                    total[q] = total[q] - cq
+        return [tuple(t) for t in sums]
+
+    def _pull_graphs(self, zs, outs, w: Tensor) -> tuple[Tensor, ...]:
+        """``Σᵢ Σ_b w_{i,b} A_{b,i}ᵀ ∂f/∂θ(Y_{b,i})`` by one backward pass through the kept stage
+        graphs (``w`` is ``(n, B)`` over the θ-stages); the graphs are kept for further passes."""
+        d, idx, leaves = self.d, self.theta_idx, self.leaves
+        used = [j for j, i in enumerate(idx) if outs[i][0].requires_grad]
+        if not used:  # the field does not depend on the parameters
+            return _zeros_for_unused([None] * len(leaves), leaves, ())
+        o = [outs[idx[j]][0] for j in used]
+        cots = [zs[idx[j]][..., d:] * w[j, :, None] for j in used]
+        grads = torch.autograd.grad(o, leaves, cots, allow_unused=True, retain_graph=True)
+        return _zeros_for_unused(grads, leaves, ())
 
     def _implicit_step(self, s, z, h):
         """One implicit RK step of the augmented system: new ``z``, stage states and times, and the
@@ -424,30 +502,6 @@ class _BackwardDriver:
         zs = [stages[:, i] for i in range(stages.shape[1])]
         ss = [s + ci * h for ci in self.c]
         return z + delta, zs, ss, ~info.converged
-
-    def _theta_pull_graphs(self, zs, outs):
-        """``pull(weights)`` through the kept stage graphs (explicit methods).
-
-        ``Σᵢ Σ_b w_{i,b} A_{b,i}ᵀ ∂f/∂θ(Y_{b,i})`` is one backward pass of autograd over the stage
-        outputs with the cotangents ``w_{i,b} A_{b,i}``, the parameters summed over the batch.
-        ``weights`` is ``(n, B)``, or ``(m, n, B)`` for ``m`` weightings in one batched backward pass
-        (then every result has a leading axis of ``m``)."""
-        d, idx, leaves = self.d, self.theta_idx, self.leaves
-        o = [outs[i] for i in idx]
-        a = [zs[i][..., d:] for i in idx]
-
-        def pull(w: Tensor):
-            batched = w.dim() == 3
-            used = [j for j, oj in enumerate(o) if oj.requires_grad]
-            if not used:  # the field does not depend on the parameters
-                return _zeros_for_unused([None] * len(leaves), leaves, w.shape[:-2])
-            cots = [a[j] * w[..., j, :, None] for j in used]
-            grads = torch.autograd.grad(
-                [o[j] for j in used], leaves, cots, allow_unused=True, is_grads_batched=batched
-            )
-            return _zeros_for_unused(grads, leaves, w.shape[:-2])
-
-        return pull
 
     def _theta_pull(self, zs, ss):
         """One forward pass of ``f`` at the θ-quadrature's stage points, batched over samples (the
@@ -465,14 +519,11 @@ class _BackwardDriver:
             out = self.field(-sst.reshape(n * b).detach(), yst.reshape(n * b, d).detach(), self.leaves)
 
         def pull(w: Tensor):
-            batched = w.dim() == 3
             if not out.requires_grad:  # the field does not depend on the parameters
-                return _zeros_for_unused([None] * len(self.leaves), self.leaves, w.shape[:-2])
-            cot = (ast * w.unsqueeze(-1)).reshape(*w.shape[:-2], n * b, d).detach()
-            grads = torch.autograd.grad(
-                out, self.leaves, cot, allow_unused=True, retain_graph=True, is_grads_batched=batched
-            )
-            return _zeros_for_unused(grads, self.leaves, w.shape[:-2])
+                return _zeros_for_unused([None] * len(self.leaves), self.leaves, ())
+            cot = (ast * w.unsqueeze(-1)).reshape(n * b, d).detach()
+            grads = torch.autograd.grad(out, self.leaves, cot, allow_unused=True)
+            return _zeros_for_unused(grads, self.leaves, ())
 
         return pull
 
@@ -500,8 +551,7 @@ class _BackwardDriver:
                 return span
             return span / torch.ceil(span / cfg.dt * (1 - 1e-12)).clamp(min=1)
 
-        on_cpu = dev.type == "cpu"
-        sync_every = cfg.sync_every or (1 if on_cpu else SYNC_EVERY_ACCELERATOR)
+        sync_every = self.sync_every
         failed = torch.zeros(b, dtype=torch.int8, device=dev)
         active = k > 0
         s_end = interval_end(k)
@@ -536,43 +586,42 @@ class _BackwardDriver:
             for _ in range(chunk):
                 lands = s + 1.01 * h >= s_end
                 h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
-                pull = None
+                outs = implicit_pull = None
                 if explicit:
                     ks, zs, ss, outs = self._stages(s, z, h_try)
                     z_new = combine(z, h_try, self.b_terms, ks)
-                    if self.params:
-                        pull = self._theta_pull_graphs(zs, outs)
                 else:
                     ks = None
                     z_new, zs, ss, newton_failed = self._implicit_step(s, z, h_try)
                     failed = torch.where(active & newton_failed, _FAIL_NEWTON, failed)
                     if self.params:
-                        pull = self._theta_pull(zs, ss)
+                        implicit_pull = self._theta_pull(zs, ss)
                 steps = steps + active
                 if cfg.adaptive:
                     en = self._error_norm(z, z_new, ks, h_try)
                     accept = active & (en <= 1.0)
                 else:
                     accept = active & (failed == 0)
-                if self.full_norm:
-                    # One batched backward pass: the error estimate and the increment of the joint
-                    # θ-accumulator over the samples whose (y, a) passed. A batch-level rejection
-                    # rejects them all (the θ-norm is one number), so the increment is kept or
-                    # dropped as a whole.
-                    w = (h_try * accept)[None, None, :] * torch.stack([self.theta_e, self.theta_b])[
-                        :, :, None
-                    ]
-                    both = pull(w)
-                    inc = [g[1] for g in both]
-                    en_theta = self._theta_norm([g[0] for g in both], g_acc, inc)
+                self._h_try = h_try
+                if implicit_pull is not None:
+                    inc = implicit_pull(self.theta_b[:, None] * (h_try * accept)[None, :])
+                    g_acc = [acc + i for acc, i in zip(g_acc, inc)]
+                elif self.full_norm:
+                    # The error estimate and the increment of the joint θ-accumulator over the
+                    # samples whose (y, a) passed. A batch-level rejection rejects them all (the
+                    # θ-norm is one number), so the increment is kept or dropped as a whole.
+                    e_theta, inc = self._theta_sums(
+                        [self.theta_e, self.theta_b], h_try * accept, active, zs, outs
+                    )
+                    en_theta = self._theta_norm(e_theta, g_acc, inc)
                     theta_ok = en_theta <= 1.0
                     accept = accept & theta_ok
                     en = torch.maximum(en, en_theta)
                     g_acc = [
                         acc + torch.where(theta_ok, i, torch.zeros_like(i)) for acc, i in zip(g_acc, inc)
                     ]
-                elif pull is not None:
-                    inc = pull(self.theta_b[:, None] * (h_try * accept)[None, :])
+                elif self.params:
+                    (inc,) = self._theta_sums([self.theta_b], h_try * accept, active, zs, outs)
                     g_acc = [acc + i for acc, i in zip(g_acc, inc)]
                 acc_col = accept.unsqueeze(-1)
                 z = torch.where(acc_col, z_new, z)
