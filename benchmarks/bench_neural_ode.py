@@ -162,11 +162,13 @@ def plot_work_precision(rows: list[dict], path: Path, title: str) -> None:
                 style,
                 marker="o",
                 color=color,
-                label=f"{lib} ({norm} norm)",
+                label=f"{lib} ({'default norms' if norm == 'default' else 'seminorm'})",
             )
     ax.set_xlabel("seconds per training iteration (forward + adjoint backward)")
     ax.set_ylabel("relative error of ∂L/∂θ")
     ax.set_title(title, fontsize=9)
+    # Rows ran one after another on a shared machine: compare the two libraries at one rtol (each
+    # pair was interleaved), not times across rows, which the machine's load moves.
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -204,7 +206,9 @@ def main(quick: bool = False) -> None:
         {
             "description": (
                 f"Work-precision of the adjoint gradient (diagram: results/{png.name}), rtol swept, "
-                "atol = rtol/100: " + common
+                "atol = rtol/100. Each row's two libraries ran interleaved; the rows ran one after "
+                "another while the load changed, so compare within a row (the ratio), not absolute "
+                "times across rows: " + common
             ),
             "rows": wp,
         },
