@@ -17,7 +17,8 @@
    atol = 1e-5) and fixed-step RK4 3/8 rule (20 steps, identical work). Ratio = torchdiffeq time / symflow
    time (> 1: symflow faster).
 
-``python -m benchmarks.bench_cnf [--quick]``. Everything runs on one thread in float32.
+``python -m benchmarks.bench_cnf [--quick] [--iterations]`` (``--iterations``: part 4 on the untrained
+field only, to ``results/cnf_iterations.json``). Everything runs on one thread in float32.
 """
 
 from __future__ import annotations
@@ -345,9 +346,33 @@ def trained_iteration(cnf: CNF, repeat: int = 5) -> list[dict]:
     )
 
 
-def main(quick: bool = False) -> None:
+def iterations_only(repeat: int = 5) -> None:
+    """Only the untrained-field training-iteration rows (D = 2 and 16), to ``results/cnf_iterations.json``."""
+    import os
+
+    rows = iteration_time(2, repeat=repeat) + iteration_time(16, repeat=repeat)
+    write_result(
+        "cnf_iterations",
+        {
+            "description": (
+                "CNF training iteration (forward + backward of the NLL, Hutchinson trace, same probe), "
+                "TimeMLP 64-64-64, B = 256, float32, 1 thread, untrained field; symflow CNF vs a "
+                "torchdiffeq CNF with the same field and estimator (odeint_adjoint with the seminorm, "
+                "or odeint), interleaved in one process; ratio = torchdiffeq / symflow (> 1: symflow "
+                "faster). RK4 rows do identical work on both sides. Load average (1 min) at the end: "
+                f"{os.getloadavg()[0]:.1f} on 2 cores (other jobs running)."
+            ),
+            "rows": rows,
+        },
+    )
+
+
+def main(quick: bool = False, iterations: bool = False) -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(F32)
+    if iterations:
+        iterations_only(repeat=1 if quick else 5)
+        return
     if quick:
         rhs_cost(repeat=3)
         iteration_time(2, batch=64, repeat=1)
@@ -383,4 +408,6 @@ def main(quick: bool = False) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    main(ap.parse_args().quick)
+    ap.add_argument("--iterations", action="store_true", help="only the untrained training-iteration rows")
+    args = ap.parse_args()
+    main(args.quick, args.iterations)

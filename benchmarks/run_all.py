@@ -14,6 +14,7 @@ import time
 SCRIPTS = (
     "bench_integrators",
     "bench_adjoint",
+    "bench_neural_ode",
     "bench_discovery",
     "bench_simulate",
     "bench_poincare",

@@ -230,15 +230,32 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
     field = getattr(problem.f, "wrapped", problem.f)
     run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], field, key, opts.compensated)
     comp = torch.zeros_like(y)
+    # The outputs are written straight into ys (B, T, D): one pass over each recorded state, instead of
+    # concatenating every chunk, gathering the recorded steps and prepending y0 (three more copies of
+    # the whole trajectory — what made large batches memory-bound).
+    ys = y.new_empty(b, len(record_after) + 1, y.shape[-1])
+    ys[:, 0] = problem.y0
+    slot = 0  # outputs written so far (after y0)
     chunks = []
     for c in range(t0s.shape[0]):
         states, comp = run(t0s[c], hs[c], y, comp)
         y = states[-1]
-        chunks.append(states)
-    states = torch.cat([y.new_zeros(0, b, y.shape[-1]), *chunks])[:n_steps]
+        if opts.dense is not None:
+            chunks.append(states)
+        lo, hi = c * kk, min((c + 1) * kk, n_steps)
+        first = slot
+        while slot < len(record_after) and record_after[slot] < hi:
+            slot += 1
+        if slot > first:
+            sel = [record_after[j] - lo for j in range(first, slot)]
+            if sel[-1] - sel[0] == slot - first - 1:  # consecutive steps: a slice, no gather
+                rec = states[sel[0] : sel[-1] + 1]
+            else:
+                rec = states[torch.tensor(sel, device=states.device)]
+            ys[:, 1 + first : 1 + slot] = rec.transpose(0, 1)
     if opts.dense is not None:
+        states = torch.cat([y.new_zeros(0, b, y.shape[-1]), *chunks])[:n_steps]
         opts.dense.fixed_sequence(t0s.reshape(-1)[:n_steps], hs.reshape(-1)[:n_steps], states)
-    ys = torch.cat([problem.y0.unsqueeze(1), states[record_after].transpose(0, 1)], dim=1)
     failures = _FailureLog(y)
     return ys, failures.final(ys), _stats(b, n_steps, stepper, None, y), None
 
