@@ -253,11 +253,29 @@ class ParametricFamily:
         """``H(y; μ)``, shape ``broadcast(y.shape[:-1], mu.shape[:-1])``."""
         return self._batched(lambda system, yi: system.energy(yi), y, mu)
 
-    def vector_field(self, mu: Tensor):
-        """``f(t, y) = J∇H(y; μ)`` with ``μ (B, P)`` fixed, for :func:`symflow.integrators.solve` on
-        states ``(B, D)``; ``μ`` is checked here, once."""
-        mu = self.params(mu)
-        return lambda t, y: self.field(t, y, mu.to(dtype=y.dtype, device=y.device))
+    def augmented_field(self, t: Tensor | float, z: Tensor) -> Tensor:
+        """The family as one autonomous system on ``z = [y, μ]`` (shape ``(..., D + P)``):
+        ``dy/dt = J∇H(y; μ)``, ``dμ/dt = 0``.
+
+        This is how a solver integrates many members of the family in one batch: adaptive solvers
+        drop finished samples from the batch, so the parameters must travel with the state. The
+        ``μ`` components stay exactly constant (their stages are exact zeros). Check ``μ`` with
+        :meth:`params` first.
+        """
+        P = self.n_params
+        y, mu = z[..., :-P], z[..., -P:]
+        return torch.cat([self.field(t, y, mu), torch.zeros_like(mu)], dim=-1)
+
+    def solve(self, y0: Tensor, mu: Any, ts: Tensor, method: str = "dop853", **options: Any) -> Tensor:
+        """States ``(B, T, D)`` of the members ``μ (B, P)`` from ``y0 (B, D)`` at the times ``ts``, by
+        :func:`symflow.integrators.solve` on the augmented state (:meth:`augmented_field`);
+        ``options`` go to the solver (default tolerances there). Failures raise."""
+        from symflow.integrators import solve
+
+        mu = self.params(mu, dtype=y0.dtype, device=y0.device)
+        mu = mu.expand(*y0.shape[:-1], self.n_params)
+        sol = solve(self.augmented_field, torch.cat([y0, mu], dim=-1), ts, method, **options)
+        return sol.ys[..., : -self.n_params]
 
     @property
     def has_exact_flow(self) -> bool:
