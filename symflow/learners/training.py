@@ -49,6 +49,8 @@ from .supervised import (
     PairBatches,
     TrajectoryData,
     UnusableDataError,
+    data_family,
+    data_param_ranges,
     load_trajectory_data,
     named_system,
     split_trajectories,
@@ -714,11 +716,18 @@ def _train_supervised(
         raise InvalidArgumentError(
             "data", f"states of dimension {data.dim}", "states [q, p] of even dimension"
         )
-    system, system_note = named_system(data.attrs)
     split = split_trajectories(
         data, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed
     )
     train_d, val_d, test_d = data.select(split.train), data.select(split.val), data.select(split.test)
+    param_ranges = data_param_ranges(data, train_d)
+    family = None
+    if param_ranges is None:
+        system, system_note = named_system(data.attrs)
+    else:  # one system per trajectory: the references come from the family
+        family = data_family(data, param_ranges)
+        system = None
+        system_note = "per-trajectory parameters (" + ", ".join(param_ranges) + ")"
     horizon = cfg.pair_horizon if cfg.pair_horizon is not None else cfg.dt
     pairs = _pairs(train_d, horizon, cfg.pairs, "training")
     val_pairs = _pairs(val_d, horizon, cfg.pairs, "validation") if val_d.n else None
@@ -729,7 +738,12 @@ def _train_supervised(
             val_pairs.gap.to(**to), val_pairs.start.to(**to), val_pairs.end.to(**to), val_pairs.trajectory
         )
     seed_everything(cfg.seed)
-    net = build_model(cfg.learner, cfg.model_args(data.dim), dtype=dtype).to(device)
+    args = cfg.model_args(data.dim)
+    if param_ranges is not None:
+        args["param_ranges"] = param_ranges
+    net = build_model(cfg.learner, args, dtype=dtype).to(device)
+    mu_train = None if param_ranges is None else train_d.params.to(**to)
+    mu_val = None if param_ranges is None or not val_d.n else val_d.params.to(**to)
     config = {
         "learner": cfg.learner,
         "options": cfg.to_dict(),
@@ -756,13 +770,13 @@ def _train_supervised(
 
         def loss_fn(step: int) -> dict[str, Tensor]:
             if step < cfg.adam_steps:
-                return {"loss": trajectory_loss(net, pairs, batches(step).to(device))}
+                return {"loss": trajectory_loss(net, pairs, batches(step).to(device), mu_train)}
             if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
                 s.cache.t = torch.randperm(n_pairs, generator=s.gen)[:lbfgs_points]
             index = s.cache.t.to(device)
 
             def closure() -> Tensor:
-                return trajectory_loss(net, pairs, index)
+                return trajectory_loss(net, pairs, index, mu_train)
 
             loss = closure()
             s.opt.set_closure(closure, loss)
@@ -772,7 +786,7 @@ def _train_supervised(
         if val_pairs is not None:
 
             def validate() -> dict[str, Tensor]:
-                return {"loss": trajectory_loss(net, val_pairs)}
+                return {"loss": trajectory_loss(net, val_pairs, params=mu_val)}
 
         seconds, cpu, done = _fit(s, cfg, loss_fn, validate, stop_at)
         net.eval()
@@ -787,12 +801,21 @@ def _train_supervised(
             **_base_summary(cfg, net, s, seconds, cpu),
         }
         with torch.no_grad():
-            summary["train_mse"] = float(trajectory_loss(net, pairs)) / data.dim
+            summary["train_mse"] = float(trajectory_loss(net, pairs, params=mu_train)) / data.dim
             if val_pairs is not None:
-                summary["val_mse"] = float(trajectory_loss(net, val_pairs)) / data.dim
+                summary["val_mse"] = float(trajectory_loss(net, val_pairs, params=mu_val)) / data.dim
         summary["data_rmse"] = math.sqrt(summary["train_mse"])
         evaluation: dict[str, Any] = {}
-        if cfg.evaluate and done:
+        if param_ranges is not None:
+            summary["params"] = {"names": list(param_ranges), "ranges": param_ranges}
+        if param_ranges is not None and cfg.evaluate and done:
+            from .data_evaluation import evaluate_parametric_data_run
+
+            more, evaluation = evaluate_parametric_data_run(
+                net, test=test_d, train=train_d, family=family, eval_samples=cfg.eval_samples
+            )
+            summary.update(more)
+        elif cfg.evaluate and done:
             from .data_evaluation import evaluate_data_run
 
             more, evaluation = evaluate_data_run(
