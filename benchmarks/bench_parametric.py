@@ -143,7 +143,7 @@ def hnn_case(quick_mode: bool) -> list[dict[str, Any]]:
     from symflow.data import simulate
     from symflow.discovery.training import NodeConfig, train_node
 
-    n, lbfgs = (24, 5) if quick_mode else (60, 150)
+    n, lbfgs = (24, 5) if quick_mode else (60, 60)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "family.h5"

@@ -269,7 +269,7 @@ def family_file(tmp_path_factory):
     simulate(
         "harmonic_oscillator",
         12,
-        4.0,
+        2.0,
         output=path,
         param_ranges={"omega": (0.5, 2.0)},
         n_obs=9,
@@ -302,7 +302,7 @@ def test_simulated_parameters_are_seeded_and_independent_of_chunk_size(family_fi
     simulate(
         "harmonic_oscillator",
         12,
-        4.0,
+        2.0,
         output=other,
         param_ranges={"omega": (0.5, 2.0)},
         n_obs=9,

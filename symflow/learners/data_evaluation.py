@@ -330,11 +330,18 @@ def evaluate_data_run(
 
 
 def evaluate_parametric_data_run(
-    model: FlowMap, *, test: TrajectoryData, train: TrajectoryData, family: Any, eval_samples: int
+    model: FlowMap,
+    *,
+    test: TrajectoryData,
+    train: TrajectoryData,
+    family: Any,
+    eval_samples: int,
+    energy_horizon: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The evaluation of a flow map conditioned on per-trajectory parameters (a file with a ``params``
     dataset): the held-out trajectories' errors (each rolled out with its own ``μ``), the true energy
-    error along ``N(Δt; μ)`` iterates to ``1000 Δt`` when the file names its family, and the
+    error along ``N(Δt; μ)`` iterates to ``energy_horizon`` (default ``1000 Δt``) when the file names
+    its family, and the
     symplecticity defect at the parameters of a few held-out trajectories."""
     summary: dict[str, Any] = {}
     data: dict[str, Any] = {}
@@ -354,10 +361,10 @@ def evaluate_parametric_data_run(
     summary["symplecticity_defect_at"] = [
         dict(zip(model.param_names, m.tolist())) for m in mu[: len(defects)]
     ]
+    steps = 1000 if energy_horizon is None else math.floor(energy_horizon / model.dt + 1e-9)
     if family is None:
         skipped["true_energy"] = "the file names no registered family"
-    else:
-        steps = 1000
+    elif steps > 0:
         ts = torch.arange(steps + 1, dtype=torch.float64) * model.dt
         with torch.no_grad():
             states = model.rollout(_on(model, x0), _on(model, ts), _on(model, mu)).double().cpu()

@@ -812,7 +812,12 @@ def _train_supervised(
             from .data_evaluation import evaluate_parametric_data_run
 
             more, evaluation = evaluate_parametric_data_run(
-                net, test=test_d, train=train_d, family=family, eval_samples=cfg.eval_samples
+                net,
+                test=test_d,
+                train=train_d,
+                family=family,
+                eval_samples=cfg.eval_samples,
+                energy_horizon=cfg.energy_horizon,
             )
             summary.update(more)
         elif cfg.evaluate and done:
