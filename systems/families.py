@@ -164,9 +164,8 @@ class ParametricFamily:
         flat = mu.detach().reshape(-1, self.n_params).to("cpu", F64)
         for k, (name, (lo, hi)) in enumerate(self.ranges.items()):
             col = flat[:, k]
-            tol = 1e-12 * max(1.0, abs(lo), abs(hi))  # round-off of float32 storage is not "outside"
-            if col.dtype != F64 or mu.dtype == torch.float32:
-                tol = 1e-6 * max(1.0, abs(lo), abs(hi))
+            # the round-off of a bound stored in float32 is not "outside"
+            tol = (1e-6 if mu.dtype == torch.float32 else 1e-12) * max(1.0, abs(lo), abs(hi))
             bad = ~torch.isfinite(col) | (col < lo - tol) | (col > hi + tol)
             if bool(bad.any()):
                 value = float(col[bad][0])

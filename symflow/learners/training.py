@@ -259,8 +259,10 @@ def _check_resume_config(run: RunDirectory, config: dict[str, Any]) -> None:
                 key, config.get(key), f"the value this run was started with ({old.get(key)!r}) to --resume it"
             )
     before = old.get("options", {})
+    defaults = config_class(config["learner"])().to_dict()
     for key, value in config["options"].items():
-        if key not in RESUMABLE and before.get(key) != value:
+        # an option newer than the run (absent from its config.json) had its default then
+        if key not in RESUMABLE and before.get(key, defaults.get(key)) != value:
             raise InvalidArgumentError(
                 key, value, f"the value this run was started with ({before.get(key)!r}) to --resume it"
             )
