@@ -247,6 +247,9 @@ def test_family_training_records_the_family_evaluates_inside_it_and_reloads(tmp_
     assert model.param_names == ("omega",)
     x = torch.randn(3, 2)
     torch.testing.assert_close(model(0.2, x, torch.ones(3, 1)), result.model(0.2, x, torch.ones(3, 1)))
+    # `symflow diagnose` cannot guess which member to diagnose: it says so, before any work
+    assert main(["diagnose", str(tmp_path / "run"), "--out", str(tmp_path / "diag")]) == 1
+    assert not (tmp_path / "diag").exists()
 
 
 def test_family_options_are_checked_before_any_work(tmp_path):
