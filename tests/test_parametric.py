@@ -349,10 +349,40 @@ def test_validate_refuses_params_that_do_not_match_the_systems_parameters(family
     assert main(["validate", str(bad)]) == 1
     with pytest.raises(SchemaError, match="omgea"):
         TrajectoryDataset(bad)
-    _rewrite_names(family_file, bad, None)
-    assert "no 'param_names'" in str(validate(bad))
     _rewrite_names(family_file, bad, ["omega", "mass"])
-    assert "2 distinct names" in str(validate(bad)) or "for the 1 columns" in str(validate(bad))
+    assert "for the 1 columns" in str(validate(bad))
+
+
+def test_unnamed_params_stay_readable_but_nothing_is_conditioned_on_them(family_file, tmp_path):
+    from symflow.discovery.training import NodeConfig, train_node
+    from symflow.learners.supervised import UnusableDataError
+
+    unnamed = tmp_path / "unnamed.h5"
+    _rewrite_names(family_file, unnamed, None)  # as written before param_names existed
+    assert validate(unnamed).ok
+    assert TrajectoryDataset(unnamed).param_names == ()
+    with pytest.raises(UnusableDataError, match="param_names"):
+        train_flow_map(data=unnamed, learner="sympflow", adam_steps=1, progress=False)
+    with pytest.raises(InvalidArgumentError, match="--params ignore"):
+        train_node(NodeConfig(data=str(unnamed), steps=1, window=4), tmp_path / "r", progress=False)
+
+
+def test_write_trajectories_names_the_params_columns(tmp_path):
+    from symflow.data import write_trajectories
+
+    t = np.linspace(0, 1, 3)
+    y = np.zeros((2, 3, 2))
+    path = write_trajectories(
+        tmp_path / "w.h5",
+        t[None].repeat(2, 0),
+        y,
+        params=[[1.0], [1.5]],
+        param_names=["omega"],
+        attrs={"system": "harmonic_oscillator"},
+    )
+    assert TrajectoryDataset(path).param_names == ("omega",)
+    with pytest.raises(InvalidArgumentError, match="one per column"):
+        write_trajectories(tmp_path / "x.h5", t, y, params=[[1.0], [1.5]], param_names=["a", "b"])
 
 
 def test_cli_simulate_param_range_writes_a_family_and_refuses_bad_ranges(tmp_path, capsys):

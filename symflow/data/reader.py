@@ -348,17 +348,12 @@ class TrajectoryFile:
     def _check_param_names(self, P: int) -> tuple[str, ...]:
         """The names of the ``params`` columns: the ``param_names`` attribute, ``P`` parameter names of
         the file's system (when it names a registered one). Raises :class:`SchemaError` naming both
-        lists when they do not match."""
+        lists when they do not match; ``()`` when the file does not name them (files written before
+        the attribute existed, or by ``write_trajectories`` without ``param_names``)."""
         names = self.attrs.get(S.ATTR_PARAM_NAMES)
         system = self.attrs.get("system")
-        if names is None:
-            raise SchemaError(
-                f"dataset 'params' has {P} columns but the file has no {S.ATTR_PARAM_NAMES!r} attribute "
-                "naming them",
-                path=self.path,
-                expected=f"attribute {S.ATTR_PARAM_NAMES}: a JSON list of {P} parameter names of "
-                f"{system or 'the system'}",
-            )
+        if names is None:  # unnamed columns: readable, but nothing can be conditioned on them
+            return ()
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
             raise SchemaError(
                 f"attribute {S.ATTR_PARAM_NAMES} is {str(names)[:80]!r}",

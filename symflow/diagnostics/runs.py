@@ -82,7 +82,8 @@ def source_from_run(
         raise RunDirectoryError(f"{config_path} is not valid JSON ({err.msg})") from None
     learner = config.get("learner")
     info: dict[str, Any] = {"kind": "run", "path": str(path)}
-    family = (config.get("model") or {}).get("param_ranges") or config.get("param_ranges")
+    model_config = config.get("model") if isinstance(config.get("model"), dict) else {}
+    family = model_config.get("param_ranges") or config.get("param_ranges")
     if family:  # refused before any work: which member to diagnose is not the run's to guess
         ranges = ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in family.items())
         raise RunDirectoryError(

@@ -213,6 +213,12 @@ def file_param_ranges(cfg: NodeConfig, probe: Any, train_rows: Any) -> dict[str,
     the training trajectories' values."""
     if cfg.params == "ignore" or probe.params is None:
         return None
+    if not probe.param_names:
+        raise InvalidArgumentError(
+            "data",
+            f"{cfg.data} (a params dataset without a param_names attribute)",
+            "named parameter columns to condition on, or --params ignore",
+        )
     recorded = probe.attrs.get("param_ranges")
     if isinstance(recorded, dict) and set(recorded) == set(probe.param_names):
         return {k: [float(v) for v in recorded[k]] for k in probe.param_names}

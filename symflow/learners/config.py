@@ -230,7 +230,7 @@ class FlowMapConfig:
         metavar="NAME=VALUE",
         help="system parameter (repeatable), e.g. lam=1.0",
     )
-    param_ranges: dict[str, Any] = option(  # noqa: RUF009 (option() returns a field with a factory)
+    param_ranges: dict[str, list[float] | None] = option(  # noqa: RUF009 (option() returns a field with a factory)
         {},
         kind="ranges",
         group=SOURCE,

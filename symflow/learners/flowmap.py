@@ -250,13 +250,14 @@ class FlowMap(nn.Module):
         x0 = self._check_state(x0)
         t, x0, mu = self._broadcast(t, x0, self._check_params(mu))
         m = self._scaled(mu)
+        extra = () if m is None else (m,)  # maps of one system may define the hooks without `mu`
         if how == "closed_form":
-            return self._closed_form_time_derivative(t, x0, m)
+            return self._closed_form_time_derivative(t, x0, *extra)
         if how == "func":
-            return jvp(lambda s: self._forward_with(s, x0, "func", m), (t,), (torch.ones_like(t),))
+            return jvp(lambda s: self._forward_with(s, x0, "func", *extra), (t,), (torch.ones_like(t),))
         with torch.enable_grad():
             s = t.detach().clone().requires_grad_()
-            y = self._forward_with(s, x0, "autograd", m)
+            y = self._forward_with(s, x0, "autograd", *extra)
             dy = [torch.autograd.grad(y[..., k].sum(), s, create_graph=True)[0] for k in range(self.dim)]
         return y, torch.stack(dy, dim=-1)
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from symflow.integrators.errors import InvalidArgumentError, SymflowError
+from symflow.integrators.reprs import compact_repr
 
 Tensor = torch.Tensor
 
@@ -64,6 +65,9 @@ class TrajectoryData:
     source: dict[str, Any] = field(default_factory=dict)
     params: Tensor | None = None
     param_names: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("n", "dim", "param_names", "source"))
 
     @property
     def n(self) -> int:
@@ -176,6 +180,11 @@ def data_param_ranges(data: TrajectoryData, train: TrajectoryData) -> dict[str, 
     parameters."""
     if data.params is None:
         return None
+    if not data.param_names:
+        raise UnusableDataError(
+            f"{data.source.get('path', 'the data')}: its params dataset has no param_names attribute; a "
+            "model conditioned on parameters needs their names (write the file with param_names=...)"
+        )
     recorded = data.attrs.get("param_ranges")
     if isinstance(recorded, dict) and set(recorded) == set(data.param_names):
         return {k: [float(v) for v in recorded[k]] for k in data.param_names}

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from symflow.integrators.errors import InvalidArgumentError
+from symflow.integrators.reprs import compact_repr
 from symflow.systems import HamiltonianSystem, ParametricFamily, get_system, parametric_family, vector_field
 from symflow.training import GeneratorState, RunDirectory, Trainer, seed_everything
 
@@ -70,6 +71,9 @@ class TrainResult:
     run_dir: Path | None
     config: dict[str, Any]
     evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("model", "run_dir", "summary"))
 
 
 class CollocationSet:
