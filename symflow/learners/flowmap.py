@@ -337,12 +337,13 @@ class FlowMap(nn.Module):
                 moving = (d > 0).nonzero(as_tuple=True)[0]
                 vals = start
                 if moving.numel():  # N(0, x) = x exactly, so outputs on the Δt grid cost nothing
-                    m = None if mu is None else mu[rows][moving]
-                    vals = start.index_put((moving,), self(d[moving], start[moving], m))
+                    m = () if mu is None else (mu[rows][moving],)  # plain maps: forward(t, x0)
+                    vals = start.index_put((moving,), self(d[moving], start[moving], *m))
                 out = out.index_put((rows, cols), vals)
             active = (last > k).nonzero(as_tuple=True)[0]
             if active.numel():
-                x = x.index_put((active,), self(full, x[active], None if mu is None else mu[active]))
+                m = () if mu is None else (mu[active],)
+                x = x.index_put((active,), self(full, x[active], *m))
         return out
 
 

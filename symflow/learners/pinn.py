@@ -99,7 +99,8 @@ class FlowMapPINN(FlowMap):
     def forward(self, t: Tensor | float, x0: Tensor, mu: Any = None) -> Tensor:
         x0 = self._check_state(x0)
         t, x0, mu = self._broadcast(t, x0, self._check_params(mu))
-        return self._forward_with(t, x0, self.derivatives, self._scaled(mu))
+        extra = () if mu is None else (self._scaled(mu),)  # subclasses may define the hook without mu
+        return self._forward_with(t, x0, self.derivatives, *extra)
 
     def _forward_with(self, t: Tensor, x0: Tensor, how: str, mu: Tensor | None = None) -> Tensor:
         if self.constraint == "linear":

@@ -103,7 +103,8 @@ class SympFlow(FlowMap):
         meaningful for ``t ∈ [0, Δt]``."""
         x0 = self._check_state(x0)
         t, x0, mu = self._broadcast(t, x0, self._check_params(mu))
-        return self._forward_with(t, x0, self.derivatives, self._scaled(mu))
+        extra = () if mu is None else (self._scaled(mu),)  # subclasses may define the hook without mu
+        return self._forward_with(t, x0, self.derivatives, *extra)
 
     @staticmethod
     def _gradient(net: IncrementMLP, t: Tensor, x: Tensor, how: str, mu: Tensor | None = None) -> Tensor:
