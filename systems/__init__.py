@@ -16,6 +16,7 @@ from . import oscillators, pendulums, celestial, henon_heiles, fput  # noqa: F40
 # isort: on
 from .autodiff import CompiledFieldWarning
 from .exact import kepler_flow, linear_flow
+from .families import ParametricFamily, declared_ranges, parametric_family, parse_range
 from .fields import (
     HamiltonianField,
     gradient_of,
@@ -32,8 +33,10 @@ __all__ = [
     "HamiltonianField",
     "HamiltonianSystem",
     "Parameter",
+    "ParametricFamily",
     "PoincareSurface",
     "SystemSpec",
+    "declared_ranges",
     "from_hamiltonian",
     "get_spec",
     "get_system",
@@ -41,6 +44,8 @@ __all__ = [
     "kepler_flow",
     "linear_flow",
     "list_systems",
+    "parametric_family",
+    "parse_range",
     "register_system",
     "separable_field",
     "symplectic_gradient",

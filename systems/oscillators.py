@@ -75,7 +75,7 @@ register_system(
         parameters=(
             Parameter("n", 1, "number of degrees of freedom", int, minimum=1),
             Parameter("mass", 1.0, "mass m", minimum=0.0, strict=True),
-            Parameter("omega", 1.0, "angular frequency ω", minimum=0.0, strict=True),
+            Parameter("omega", 1.0, "angular frequency ω", minimum=0.0, strict=True, family_range=(0.5, 2.0)),
         ),
         summary="harmonic oscillator, exact flow",
     ),

@@ -56,8 +56,8 @@ register_system(
         build=pendulum,
         parameters=(
             Parameter("mass", 1.0, "bob mass m", minimum=0.0, strict=True),
-            Parameter("length", 1.0, "rod length l", minimum=0.0, strict=True),
-            Parameter("g", 1.0, "gravitational acceleration g", minimum=0.0),
+            Parameter("length", 1.0, "rod length l", minimum=0.0, strict=True, family_range=(0.5, 2.0)),
+            Parameter("g", 1.0, "gravitational acceleration g", minimum=0.0, family_range=(0.5, 2.0)),
         ),
         summary="simple pendulum",
     ),

@@ -31,7 +31,8 @@ class Parameter:
     """A named system parameter with a default, a type and an allowed range.
 
     ``kind`` is ``float`` or ``int``; ``minimum``/``maximum`` bound the value (inclusive unless
-    ``strict``), so e.g. a mass must be ``> 0``.
+    ``strict``), so e.g. a mass must be ``> 0``. ``family_range=(lo, hi)`` declares that the parameter
+    may vary across a parametric family (:mod:`symflow.systems.families`) and its default range there.
     """
 
     name: str
@@ -41,6 +42,7 @@ class Parameter:
     minimum: float | None = None
     maximum: float | None = None
     strict: bool = False
+    family_range: tuple[float, float] | None = None
 
     def validate(self, value: Any, system: str) -> float | int:
         where = f"{system}: parameter {self.name!r}"

@@ -53,7 +53,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type[FlowMapConfig]
         if kind == "bool":
             kw["action"] = "store_false" if default is True else "store_true"
             kw["default"] = default
-        elif kind == "params":
+        elif kind in ("params", "ranges"):
             kw.update(action="append", metavar=meta["metavar"] or "NAME=VALUE", default=None)
         elif kind == "floats":
             kw.update(nargs="+", type=_numbers, default=default, metavar=meta["metavar"] or "X")
@@ -83,6 +83,22 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _ranges(items: list[str] | None) -> dict[str, Any]:
+    """``["omega=0.5:2", "g"]`` → ``{"omega": [0.5, 2.0], "g": None}`` (``None``: the declared range)."""
+    from symflow.systems import parse_range
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        try:
+            name, bounds = parse_range(item)
+        except ValueError as err:
+            raise CLIError(
+                f"--param-range {item!r}: expected NAME=LO:HI, e.g. --param-range omega=0.5:2"
+            ) from err
+        out[name] = None if bounds is None else list(bounds)
+    return out
+
+
 def config_from_args(cls: type[FlowMapConfig], args: argparse.Namespace) -> FlowMapConfig:
     """The configuration the parsed options describe (checked by the dataclass)."""
     values: dict[str, Any] = {}
@@ -91,6 +107,8 @@ def config_from_args(cls: type[FlowMapConfig], args: argparse.Namespace) -> Flow
         kind = f.metadata["kind"]
         if kind == "params":
             value = _params(value)
+        elif kind == "ranges":
+            value = _ranges(value)
         elif kind == "floats" and isinstance(value, list):  # given: one list of numbers per token
             value = [x for token in value for x in token]
         values[f.name] = value

@@ -1,6 +1,7 @@
 """``symflow simulate``: generate a trajectory file from a system or a recipe.
 
     symflow simulate henon_heiles --n 1000 --t-end 50 --irregular -o hh.h5
+    symflow simulate harmonic_oscillator --param-range omega=0.5:2 --n 200 -o family.h5
     symflow simulate --recipe datasets/henon_heiles_irregular.toml -o hh.h5 [--n 100]
 
 Options given on the command line override the recipe's.
@@ -59,6 +60,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="system parameter, repeatable (e.g. --param lam=1.0)",
+    )
+    g.add_argument(
+        "--param-range",
+        action="append",
+        default=[],
+        metavar="NAME=LO:HI",
+        help="a parameter that varies per trajectory, drawn uniformly in [LO, HI] (seeded) and stored in "
+        "the file's params dataset; repeatable; NAME alone takes the system's declared range "
+        "(see `symflow systems`), e.g. --param-range omega=0.5:2",
     )
     g.add_argument("--energy", type=float, help="initial states with exactly this energy")
     g.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
@@ -145,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         given["dtype"] = {"float64": torch.float64, "float32": torch.float32}[given["dtype"]]
     params = _params(args.param)
     common = {"overwrite": args.overwrite, "progress": not args.no_progress}
+    if args.param_range:
+        from symflow.systems import parse_range
+
+        common["param_ranges"] = dict(parse_range(item) for item in args.param_range)
     if args.recipe:
         if args.system:
             raise CLIError("give a SYSTEM or --recipe, not both (the recipe names its system)")

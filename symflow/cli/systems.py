@@ -29,7 +29,14 @@ def run(args: argparse.Namespace) -> int:
                 "exact_flow": system.exact_flow is not None,
                 "poincare": system.poincare.description if system.poincare else None,
                 "summary": spec.summary,
-                "parameters": {p.name: {"default": p.default, "doc": p.doc} for p in spec.parameters},
+                "parameters": {
+                    p.name: {
+                        "default": p.default,
+                        "doc": p.doc,
+                        **({"family_range": list(p.family_range)} if p.family_range else {}),
+                    }
+                    for p in spec.parameters
+                },
             }
         )
     if args.json:
@@ -44,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         if args.name:
             width = max((len(pname) for pname in r["parameters"]), default=0)
             for pname, info in r["parameters"].items():
-                print(f"    {pname:<{width}} = {info['default']!r:<8}  {info['doc']}")
+                varies = ""
+                if "family_range" in info:
+                    lo, hi = info["family_range"]
+                    varies = f"  (may vary: --param-range {pname}={lo:g}:{hi:g})"
+                print(f"    {pname:<{width}} = {info['default']!r:<8}  {info['doc']}{varies}")
             if r["poincare"]:
                 print(f"    Poincaré section: {r['poincare']}")
     return 0

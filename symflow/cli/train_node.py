@@ -4,6 +4,8 @@ Example::
 
     symflow simulate henon_heiles --n 200 --t-end 20 --irregular --noise 1e-3 -o hh.h5
     symflow train node --data hh.h5 --model hnn --steps 2000 --out runs/hnn
+    symflow simulate harmonic_oscillator --param-range omega=0.5:2 --n 60 -o family.h5
+    symflow train node --data family.h5 --model hnn --steps 0 --lbfgs-steps 100 --out runs/hnn-family
     torchrun --nproc_per_node=2 $(which symflow) train node --data hh.h5 --out runs/hnn-ddp
 """
 
@@ -123,6 +125,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="STEPS",
         help="first fit the field to secant slopes of the data for STEPS cheap steps (default 0: off)",
     )
+    p.add_argument(
+        "--params",
+        default=d.params,
+        choices=["auto", "ignore"],
+        help="auto: a file with per-trajectory parameters (params dataset, e.g. from simulate --param-range) "
+        "trains a model conditioned on them, f(t, y; μ) (hnn or mlp); ignore: learn from the states alone",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--window", type=int, default=d.window, help="observations per training window")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -180,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         augment_dim=args.augment_dim,
         lift=args.lift,
         projection=args.projection,
+        params=args.params,
         warm_start_steps=args.warm_start,
         input_scale=args.input_scale,
         batch_size=args.batch_size,

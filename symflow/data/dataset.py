@@ -75,6 +75,8 @@ class TrajectoryBatch:
         mask: ``(B, T)`` bool, true on real observations (a prefix of each row).
         length: ``(B,)`` observations per row.
         index: ``(B,)`` the trajectories' rows in the file.
+        params: ``(B, P)`` the trajectories' system parameters when the file has a ``params``
+            dataset (columns named by the dataset's ``param_names``), else ``None``.
     """
 
     ts: Tensor
@@ -82,6 +84,7 @@ class TrajectoryBatch:
     mask: Tensor
     length: Tensor
     index: Tensor
+    params: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -94,11 +97,13 @@ class TrajectoryBatch:
             self.mask.to(device),
             self.length.to(device),
             self.index.to(device),
+            None if self.params is None else self.params.to(device=device, dtype=dtype),
         )
 
     def pin_memory(self) -> TrajectoryBatch:  # called by DataLoader(pin_memory=True)
         return TrajectoryBatch(
-            *(x.pin_memory() for x in (self.ts, self.ys, self.mask, self.length, self.index))
+            *(x.pin_memory() for x in (self.ts, self.ys, self.mask, self.length, self.index)),
+            None if self.params is None else self.params.pin_memory(),
         )
 
     def solver_times(self) -> Tensor:
@@ -111,7 +116,8 @@ class TrajectoryBatch:
 
 
 def collate_trajectories(items: Sequence[dict[str, Any]]) -> TrajectoryBatch:
-    """Pad items ``{"t": (L,), "y": (L, D), "index": int}`` to the longest ``L`` of the batch."""
+    """Pad items ``{"t": (L,), "y": (L, D), "index": int}`` to the longest ``L`` of the batch; items
+    with ``"params": (P,)`` (files with a ``params`` dataset) give ``batch.params (B, P)``."""
     if not items:
         raise InvalidArgumentError("items", items, "a non-empty list of dataset items")
     b = len(items)
@@ -130,7 +136,11 @@ def collate_trajectories(items: Sequence[dict[str, Any]]) -> TrajectoryBatch:
         mask[r, :L] = True
         length[r] = L
         index[r] = int(it["index"])
-    return TrajectoryBatch(ts, ys, mask, length, index)
+    with_params = ["params" in it for it in items]
+    if any(with_params) and not all(with_params):
+        raise InvalidArgumentError("items", "a mix", "items all with or all without 'params'")
+    params = torch.stack([it["params"] for it in items]) if all(with_params) else None
+    return TrajectoryBatch(ts, ys, mask, length, index, params)
 
 
 def split_by_trajectory(
@@ -176,7 +186,8 @@ class TrajectoryDataset(Dataset):
             take at most 64 MiB).
         check: validate the whole file when the dataset is created.
 
-    Items are ``{"t": (L,), "y": (L, D), "index": row}``; use :func:`collate_trajectories`.
+    Items are ``{"t": (L,), "y": (L, D), "index": row}``, plus ``"params": (P,)`` when the file has
+    per-trajectory parameters (:attr:`param_names` names them); use :func:`collate_trajectories`.
     """
 
     def __init__(
@@ -207,6 +218,8 @@ class TrajectoryDataset(Dataset):
         with open_trajectories(self.path, check=check, **self.keys) as f:
             self.n_file, self.n_times, self.dim = f.n, f.n_times, f.dim
             self.attrs = dict(f.attrs)
+            self.param_names: tuple[str, ...] = f.param_names
+            all_params = f.params()
             lengths = f.length.copy()
             usable = np.ones(f.n, dtype=bool)
             if f.status is not None and not include_failed:
@@ -225,6 +238,8 @@ class TrajectoryDataset(Dataset):
                 )
         self.indices = sel
         self.lengths = lengths[sel]
+        # (n, P) float64, small: read once (N × P numbers), so items never touch the file for them
+        self.params = None if all_params is None else torch.from_numpy(all_params[sel].copy())
         if in_memory is None:
             in_memory = self.indices.size * self.n_times * self.dim * itemsize <= IN_MEMORY_BYTES
         self.in_memory = bool(in_memory)
@@ -306,7 +321,11 @@ class TrajectoryDataset(Dataset):
         y = torch.from_numpy(np.ascontiguousarray(y))
         if self.dtype is not None:
             t, y = t.to(self.dtype), y.to(self.dtype)
-        return {"t": t, "y": y, "index": row}
+        item = {"t": t, "y": y, "index": row}
+        if self.params is not None:
+            p = self.params[i]
+            item["params"] = p.to(self.dtype) if self.dtype is not None else p
+        return item
 
     # -- epochs, state, splits ----------------------------------------------------------------------
     @property

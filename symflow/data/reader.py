@@ -264,6 +264,8 @@ class TrajectoryFile:
         self._check_storage(self.y_key, y)
         self._check_storage(self.t_key, t)
         self._t, self._y = t, y
+        self.param_names: tuple[str, ...] = ()  # columns of the optional `params` dataset
+        self._params: h5py.Dataset | None = None
         self._shared_t: np.ndarray | None = None
         self.status: np.ndarray | None = None
         if plain:
@@ -340,6 +342,43 @@ class TrajectoryFile:
                     expected="floating-point parameters",
                 )
             self._check_storage(S.PARAMS, p)
+            self.param_names = self._check_param_names(int(p.shape[1]))
+            self._params = p
+
+    def _check_param_names(self, P: int) -> tuple[str, ...]:
+        """The names of the ``params`` columns: the ``param_names`` attribute, ``P`` parameter names of
+        the file's system (when it names a registered one). Raises :class:`SchemaError` naming both
+        lists when they do not match; ``()`` when the file does not name them (files written before
+        the attribute existed, or by ``write_trajectories`` without ``param_names``)."""
+        names = self.attrs.get(S.ATTR_PARAM_NAMES)
+        system = self.attrs.get("system")
+        if names is None:  # unnamed columns: readable, but nothing can be conditioned on them
+            return ()
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise SchemaError(
+                f"attribute {S.ATTR_PARAM_NAMES} is {str(names)[:80]!r}",
+                path=self.path,
+                expected=f"a JSON list of {P} parameter names",
+            )
+        if len(names) != P or len(set(names)) != len(names):
+            raise SchemaError(
+                f"attribute {S.ATTR_PARAM_NAMES} lists {names} for the {P} columns of dataset 'params'",
+                path=self.path,
+                expected=f"{P} distinct names, one per column",
+            )
+        if isinstance(system, str) and system not in ("", "unknown"):
+            from symflow.systems import SYSTEMS
+
+            if system in SYSTEMS:
+                known = [q.name for q in SYSTEMS.get(system).parameters]
+                if not set(names) <= set(known):
+                    raise SchemaError(
+                        f"dataset 'params' columns {names} do not match the parameters of system "
+                        f"{system!r}: {known}",
+                        path=self.path,
+                        expected=f"column names among {known}",
+                    )
+        return tuple(names)
 
     def _check_storage(self, key: str, ds: h5py.Dataset) -> None:
         """Refuse a dataset whose declared size the file does not really hold (never trust a header)."""
@@ -457,6 +496,15 @@ class TrajectoryFile:
                 t = self._shared_t[:L] if self._shared_t is not None else self._t[i, :L]
         return np.asarray(t, dtype=np.float64), y
 
+    def params(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """Rows ``start:stop`` of the per-trajectory parameters ``(B, P)`` (float64; columns
+        :attr:`param_names`), or ``None`` when the file has none."""
+        if self._params is None:
+            return None
+        stop = self.n if stop is None else stop
+        with self._guard("dataset 'params'", start, stop):
+            return np.asarray(self._params[start:stop], dtype=np.float64)
+
     def read_dataset(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` of any dataset (e.g. ``"energy"``, ``"y_clean"``)."""
         stop = self.n if stop is None else stop
@@ -542,6 +590,12 @@ class TrajectoryFile:
             for r in np.nonzero(ok_rows & bad_y.any(axis=(1, 2)))[0]:
                 j = int(np.argmax(bad_y[r].any(-1)))
                 found.append((r, 5, f"state y[{j}] is not finite{why}", "finite states"))
+            if self._params is not None:
+                params = self.params(s, e)
+                for r in np.nonzero(~np.isfinite(params).all(-1))[0]:
+                    found.append(
+                        (r, 6, f"parameters {params[r].tolist()} are not finite", "finite parameters")
+                    )
             found.sort(key=lambda x: (x[0], x[1]))
             total += len(found)
             for r, _, what, expected in found[: max(0, max_problems - len(problems))]:

@@ -11,7 +11,8 @@ state. Trajectory ``i`` has ``length[i] = L_i`` observations at strictly increas
     status   (N,)       int8      optional; symflow.integrators.Status code of the solve (0 = success)
     energy   (N, T)     float     optional; H of the noise-free state at each observation
     y_clean  (N, T, D)  float     optional; noise-free states (written when noise was added)
-    params   (N, P)     float     optional; per-trajectory system parameters
+    params   (N, P)     float     optional; per-trajectory system parameters, columns named by the
+                                  root attribute param_names (a JSON list of the system's parameters)
 
 Root attributes: ``schema="symflow.trajectories"``, ``schema_version=1``, ``symflow_version``,
 ``system``, ``system_args`` (JSON), ``integrator``, ``rtol``/``atol`` or ``dt``, ``seed``,
@@ -47,6 +48,8 @@ ATTR_VERSION = "schema_version"
 ATTR_COMPLETE = "complete"
 ATTR_SYMFLOW_VERSION = "symflow_version"
 ATTR_CREATED = "created"
+ATTR_PARAM_NAMES = "param_names"  # JSON list naming the P columns of `params` (the system's parameters)
+ATTR_PARAM_RANGES = "param_ranges"  # JSON {name: [lo, hi]}: the family the parameters were drawn from
 ATTR_WRITER_PID = "writer_pid"  # the process that wrote the file (named when a concurrent writer loses)
 
 # Status value of rows a writer has not filled (the dataset's fill value), and of length.

@@ -10,10 +10,11 @@ for the solver past their last observation (:func:`~symflow.data.sampling.pad_fo
 stored NaN-padded with their ``length``. Failed solves are kept with their status, never dropped.
 
 Randomness is reproducible and independent of ``chunk_size``: trajectory ``i`` belongs to block
-``k = i // 1024``, and each random stream (initial states, observation times, noise) of block
-``k`` has its own generator seeded by ``numpy.random.SeedSequence(seed, spawn_key=(stream, k))``.
-The seed, this scheme and every sampling and noise setting are stored in the file's attributes,
-so a file can be regenerated from them.
+``k = i // 1024``, and each random stream (initial states, observation times, noise, varying
+parameters) of block ``k`` has its own generator seeded by
+``numpy.random.SeedSequence(seed, spawn_key=(stream, k))``. The seed, this scheme and every
+sampling and noise setting are stored in the file's attributes, so a file can be regenerated from
+them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from symflow.integrators import get_method, solve
 from symflow.integrators.errors import CapabilityError, InvalidArgumentError
 from symflow.integrators.inputs import positive_float
 from symflow.integrators.solution import Status
-from symflow.systems import HamiltonianSystem, get_system, vector_field
+from symflow.systems import HamiltonianSystem, get_system, parametric_family, vector_field
 from symflow.training.checks import check_device
 from symflow.training.progress import progress_bar
 
@@ -45,10 +46,11 @@ Tensor = torch.Tensor
 F64 = torch.float64
 
 RNG_BLOCK = 1024
-STREAMS = {"initial": 0, "times": 1, "noise": 2}
+STREAMS = {"initial": 0, "times": 1, "noise": 2, "params": 3}
 SEED_SCHEME = (
     "trajectory i is in block k = i // 1024; stream s of block k (0: initial states, 1: observation "
-    "times, 2: noise) draws from torch.Generator().manual_seed(int(numpy.random.SeedSequence(seed, "
+    "times, 2: noise, 3: varying parameters) draws from "
+    "torch.Generator().manual_seed(int(numpy.random.SeedSequence(seed, "
     "spawn_key=(s, k)).generate_state(1, numpy.uint64)[0]))"
 )
 
@@ -163,6 +165,7 @@ def simulate(
     *,
     output: str | os.PathLike,
     params: Mapping[str, Any] | None = None,
+    param_ranges: Mapping[str, Any] | None = None,
     method: str = "dopri5",
     rtol: float | None = None,
     atol: float | None = None,
@@ -194,6 +197,11 @@ def simulate(
         t_end: end of the observation window.
         output: the file to write (refused if it exists, unless ``overwrite=True``).
         params: system parameters, e.g. ``{"lam": 1.0}``.
+        param_ranges: parameters that vary per trajectory, ``{"omega": (0.5, 2.0)}`` (``None`` as a
+            range: the system's declared one); each trajectory draws its own values uniformly (seeded,
+            see the module docstring), stored in the ``params (N, P)`` dataset with the column names in
+            the ``param_names`` attribute and the ranges in ``param_ranges``. See
+            :func:`symflow.systems.parametric_family`.
         method: integration method; adaptive ones (``dopri5``, ``tsit5``, ``bosh3``; ``dop853``,
             ``vern7``, ``vern9`` for tight tolerances, several times faster at rtol ≤ 1e-9) use ``rtol``
             (default 1e-9), ``atol`` (default 1e-12) and ``max_steps``; fixed-step ones need ``dt``
@@ -218,7 +226,17 @@ def simulate(
         a :class:`SimulationResult` (path, counts of failed solves, time, throughput).
     """
     # ---- everything is checked before any work --------------------------------------------------
-    sys_ = get_system(system, **(params or {}))
+    family = None
+    if param_ranges:
+        if not isinstance(system, str):
+            raise InvalidArgumentError(
+                "system", system, "a registered system name when parameters vary (param_ranges)"
+            )
+        family = parametric_family(system, dict(param_ranges), **(params or {}))
+        lo, hi = family.bounds()
+        sys_ = family.system((lo + hi) / 2)  # the family's centre: the sampler and the capability checks
+    else:
+        sys_ = get_system(system, **(params or {}))
     n = _positive_int("n", n)
     chunk_size = _positive_int("chunk_size", chunk_size)
     if isinstance(sampling, ObservationTimes):
@@ -292,7 +310,7 @@ def simulate(
     record = {
         "generator": "symflow.data.simulate",
         "system": sys_.name,
-        "system_args": dict(sys_.params),
+        "system_args": dict(sys_.params) if family is None else dict(family.fixed),
         "integrator": spec.name,
         **{k: v.tolist() if isinstance(v, Tensor) else v for k, v in opts.items()},
         "seed": seed,
@@ -309,6 +327,9 @@ def simulate(
         "chunk_size": chunk_size,
         **dict(attrs or {}),
     }
+    if family is not None:
+        record["param_names"] = list(family.names)
+        record["param_ranges"] = {k: list(v) for k, v in family.ranges.items()}
     writer = TrajectoryWriter(
         output,
         n,
@@ -321,6 +342,7 @@ def simulate(
         clean=store_clean,
         compression_level=compression_level,
         overwrite=overwrite,
+        n_params=None if family is None else family.n_params,
     )
 
     # ---- the work -----------------------------------------------------------------------------------
@@ -333,7 +355,12 @@ def simulate(
     noise_draws = _Blocks(
         n, seed, lambda m, k: (torch.randn(m, T, D, generator=block_generator(seed, "noise", k), dtype=F64),)
     )
-    f = vector_field(sys_)
+    draws = _Blocks(
+        n,
+        seed,
+        lambda m, k: (family.sample(m, seed=block_generator(seed, "params", k)),),
+    )
+    f = vector_field(sys_) if family is None else family.augmented_field
     failed: dict[str, int] = {}
     counts = [T + 1, 0, 0]  # fewest, total and most observations per trajectory
     cols = torch.arange(T)
@@ -353,10 +380,16 @@ def simulate(
             else:
                 grid = pad_for_solver(t_obs, length, dtype)
                 t_used = grid.to(F64)
+            start_state = y_init
+            mu = draws.rows(start, stop)[0] if family is not None else None
+            if mu is not None:  # the parameters travel with the state (dμ/dt = 0), see augmented_field
+                start_state = torch.cat([y_init, mu], dim=-1)
             sol = solve(
-                f, y_init.to(device=device, dtype=dtype), grid.to(device), spec.name, throw=False, **opts
+                f, start_state.to(device=device, dtype=dtype), grid.to(device), spec.name, throw=False, **opts
             )
             clean = sol.ys.to("cpu", F64)
+            if mu is not None:
+                clean = clean[..., :D]
             inside = cols[None, :] < length[:, None]
             clean = torch.where(inside[..., None], clean, torch.full_like(clean, math.nan))
             status = sol.status.cpu()
@@ -366,8 +399,11 @@ def simulate(
                 y=observed,
                 length=length,
                 status=status,
-                energy=sys_.energy(clean) if store_energy else None,
+                energy=(sys_.energy(clean) if mu is None else family.energy(clean, mu[:, None, :]))
+                if store_energy
+                else None,
                 y_clean=clean if store_clean else None,
+                params=mu,
             )
             counts = [
                 min(counts[0], int(length.min())),

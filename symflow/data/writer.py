@@ -28,7 +28,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -522,6 +522,7 @@ def write_trajectories(
     energy: Any = None,
     y_clean: Any = None,
     params: Any = None,
+    param_names: Sequence[str] | None = None,
     attrs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     chunk_rows: int | None = None,
@@ -530,7 +531,17 @@ def write_trajectories(
     """Write in-memory arrays as a trajectory file (batch by batch through :class:`TrajectoryWriter`).
 
     ``t`` is ``(N, T)`` or ``(T,)``, ``y`` ``(N, T, D)``; the optional arrays as in the schema.
+    ``param_names`` names the columns of ``params`` (the ``param_names`` attribute; learners
+    conditioned on parameters need it).
     """
+    if param_names is not None:
+        if params is None:
+            raise InvalidArgumentError("param_names", param_names, "params=(N, P) values they name")
+        names = [str(v) for v in param_names]
+        width = int(_as_numpy("params", params).shape[-1])
+        if len(names) != width or len(set(names)) != width:
+            raise InvalidArgumentError("param_names", param_names, f"{width} distinct names, one per column")
+        attrs = {**dict(attrs or {}), "param_names": names}
     y_arr = y if isinstance(y, (np.ndarray, torch.Tensor)) else _as_numpy("y", y)
     if y_arr.ndim != 3:
         raise InvalidArgumentError("y", y_arr, "an array of shape (N, T, D)")

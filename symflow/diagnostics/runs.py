@@ -82,6 +82,15 @@ def source_from_run(
         raise RunDirectoryError(f"{config_path} is not valid JSON ({err.msg})") from None
     learner = config.get("learner")
     info: dict[str, Any] = {"kind": "run", "path": str(path)}
+    model_config = config.get("model") if isinstance(config.get("model"), dict) else {}
+    family = model_config.get("param_ranges") or config.get("param_ranges")
+    if family:  # refused before any work: which member to diagnose is not the run's to guess
+        ranges = ", ".join(f"{k} ∈ [{lo:g}, {hi:g}]" for k, (lo, hi) in family.items())
+        raise RunDirectoryError(
+            f"{path} holds a model of a parametric family ({ranges}); diagnose one member of it in "
+            "Python: load_model(run).at(NAME=VALUE) for flow maps, load_node(run).field(t, y, mu) for "
+            "vector fields (see docs/parametric.md)"
+        )
     if learner == "node":
         return _node(path, config, info, method, dt, rtol, atol, system)
     if learner in ("sympflow", "pinn"):

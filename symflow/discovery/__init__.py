@@ -2,7 +2,8 @@
 
 Models (:mod:`.models`), the masked trajectory objective trained with the continuous adjoint
 (:mod:`.objective`), training from HDF5 data with checkpoints and DDP (:mod:`.training`), and the
-comparison with the true system (:mod:`.evaluate`).
+comparison with the true system (:mod:`.evaluate`); fields conditioned on per-trajectory parameters
+(:mod:`.parametric`).
 """
 
 from .evaluate import evaluate_discovery
@@ -16,16 +17,20 @@ from .models import (
     observed_solve,
 )
 from .objective import TrajectoryObjective, fill_padded_times
+from .parametric import ParametricVectorField, augment, evaluate_parametric_node
 
 __all__ = [
     "MODELS",
     "AugmentedNeuralODE",
     "HamiltonianNN",
     "MLPVectorField",
+    "ParametricVectorField",
     "SeparableHamiltonianNN",
     "TrajectoryObjective",
+    "augment",
     "build_model",
     "evaluate_discovery",
+    "evaluate_parametric_node",
     "fill_padded_times",
     "observed_solve",
 ]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
@@ -98,6 +99,7 @@ class NodeConfig:
     augment_dim: int = 1  # anode: extra dimensions p of the lifted state
     lift: str = "zeros"  # anode: z0 = (x0, 0) ("zeros") or a learned A x0 + a ("linear")
     projection: str = "slice"  # anode: x = first d components ("slice") or a learned B z + b ("linear")
+    params: str = "auto"  # "auto": condition on the file's per-trajectory params when it has them; "ignore"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> NodeConfig:
@@ -116,6 +118,10 @@ class NodeConfig:
             )
         if self.dtype not in ("float32", "float64"):
             raise InvalidArgumentError("dtype", self.dtype, "'float32' or 'float64'")
+        if self.params not in ("auto", "ignore"):
+            raise InvalidArgumentError(
+                "params", self.params, "'auto' (condition on the file's params dataset) or 'ignore'"
+            )
         name = MODELS.canonical(self.model)
         if self.time_dependent and name not in ("mlp", "anode"):
             raise InvalidArgumentError(
@@ -190,6 +196,39 @@ def model_kwargs(cfg: NodeConfig | dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
+def build_node_model(cfg: NodeConfig | dict[str, Any], dim: int, param_ranges: dict[str, Any] | None) -> Any:
+    """The model of a run: plain, or conditioned on the file's parameters (``param_ranges``, see
+    :mod:`.parametric`) — the one constructor training and :func:`load_node` share."""
+    c = dataclasses.asdict(cfg) if isinstance(cfg, NodeConfig) else dict(cfg)
+    if param_ranges:
+        from .parametric import conditioned_model
+
+        return conditioned_model(c["model"], dim, param_ranges, **model_kwargs(c))
+    return build_model(c["model"], dim, **model_kwargs(c))
+
+
+def file_param_ranges(cfg: NodeConfig, probe: Any, train_rows: Any) -> dict[str, list[float]] | None:
+    """The parameters a run conditions on: ``None`` without a ``params`` dataset (or with
+    ``params="ignore"``), else ``{name: [lo, hi]}`` — the file's recorded family range, or the span of
+    the training trajectories' values."""
+    if cfg.params == "ignore" or probe.params is None:
+        return None
+    if not probe.param_names:
+        raise InvalidArgumentError(
+            "data",
+            f"{cfg.data} (a params dataset without a param_names attribute)",
+            "named parameter columns to condition on, or --params ignore",
+        )
+    recorded = probe.attrs.get("param_ranges")
+    if isinstance(recorded, dict) and set(recorded) == set(probe.param_names):
+        return {k: [float(v) for v in recorded[k]] for k in probe.param_names}
+    pos = np.searchsorted(probe.indices, train_rows)
+    values = probe.params[pos]
+    return {
+        k: [float(values[:, j].min()), float(values[:, j].max())] for j, k in enumerate(probe.param_names)
+    }
+
+
 class _Batches:
     """Step → batch of this rank, deterministic in (seed, epoch, position)."""
 
@@ -246,6 +285,21 @@ def _datasets(cfg: NodeConfig):
     return probe, mk(train_idx), (mk(val_idx) if len(val_idx) else None)
 
 
+def _conditioned(model: torch.nn.Module) -> bool:
+    from .parametric import ParametricVectorField
+
+    return isinstance(model, ParametricVectorField)
+
+
+def _states(batch: Any, conditioned: bool) -> Tensor:
+    """The states the objectives see: ``ys``, or ``[ys, μ]`` for a conditioned model."""
+    if not conditioned:
+        return batch.ys
+    from .parametric import augment
+
+    return augment(batch.ys, batch.params)
+
+
 def train_node(
     cfg: NodeConfig,
     out: str | Path,
@@ -283,9 +337,11 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
 
     seed_everything(cfg.seed)
     probe, train_ds, val_ds = _datasets(cfg)
+    param_ranges = file_param_ranges(cfg, probe, train_ds.indices)
+    conditioned = param_ranges is not None
     true_system = _true_system(cfg, probe.attrs) if evaluate and info.is_main else None
     dim = probe.dim
-    model = build_model(cfg.model, dim, **model_kwargs(cfg)).to(device=info.device, dtype=cfg.torch_dtype)
+    model = build_node_model(cfg, dim, param_ranges).to(device=info.device, dtype=cfg.torch_dtype)
     adjoint = AdjointOptions(seminorm=cfg.seminorm) if cfg.adjoint else False
     objective = TrajectoryObjective(
         model, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, dt=cfg.dt, adjoint=adjoint
@@ -296,6 +352,7 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         "learner": "node",
         **dataclasses.asdict(cfg),
         "dim": dim,
+        "param_ranges": param_ranges,
         "world_size": info.world_size,
         "data_attrs": {k: _jsonable(v) for k, v in probe.attrs.items()},
     }
@@ -359,7 +416,7 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     def loss_fn(step: int) -> dict[str, Any]:
         if step < cfg.steps:
             b = batches(step).to(info.device, cfg.torch_dtype)
-            return {"loss": wrapped(b.ts, b.ys, b.mask)}
+            return {"loss": wrapped(b.ts, _states(b, conditioned), b.mask)}
         trainer.grad_clip = None  # L-BFGS needs the exact gradient of the loss it line-searches
         loss = pair_loss()
         optimizer.set_closure(pair_loss, loss)
@@ -385,7 +442,17 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
         summary["warm_start"] = warm
     if pairs is not None and info.is_main:
         summary["pair_objective"] = {**pairs.describe(), "integration_check": pairs.integration_check()}
-    if true_system is not None:
+    if conditioned:
+        summary["params"] = {"names": list(param_ranges), "ranges": param_ranges}
+    if true_system is not None and conditioned:
+        from .parametric import evaluate_parametric_node
+
+        rows = val_ds.indices if val_ds is not None else train_ds.indices
+        summary["evaluation"] = evaluate_parametric_node(
+            model, cfg.data, rows=rows, family=_true_family(probe.attrs, param_ranges)
+        )
+        summary["evaluation"]["held_out"] = val_ds is not None
+    elif true_system is not None:
         summary["evaluation"] = evaluate_discovery(model, true_system, t_end=10.0, seed=cfg.seed + 1000)
     if info.is_main:
         run.write_json("summary.json", summary)
@@ -412,6 +479,18 @@ def _true_system(cfg: NodeConfig, attrs: dict[str, Any]) -> Any:
         ) from None
 
 
+def _true_family(attrs: dict[str, Any], param_ranges: dict[str, Any]) -> Any:
+    """The family the file was simulated from (for exact-flow references), or ``None``."""
+    from symflow.data.reader import system_args
+    from symflow.systems import parametric_family
+
+    try:
+        fixed = {k: v for k, v in system_args(attrs).items() if k not in param_ranges}
+        return parametric_family(attrs["system"], {k: tuple(v) for k, v in param_ranges.items()}, **fixed)
+    except (SymflowError, KeyError, TypeError):
+        return None
+
+
 def _check_resume(run: RunDirectory, config: dict[str, Any]) -> None:
     """A resumed run continues the same problem: every option but those in :data:`RESUMABLE` must equal
     the run's (its ``config.json``), or the resume is refused before anything is written."""
@@ -422,7 +501,10 @@ def _check_resume(run: RunDirectory, config: dict[str, Any]) -> None:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InvalidArgumentError("resume", str(path), f"a readable config.json ({err})") from None
-    keys = [f.name for f in dataclasses.fields(NodeConfig) if f.name not in RESUMABLE] + ["dim"]
+    keys = [f.name for f in dataclasses.fields(NodeConfig) if f.name not in RESUMABLE] + [
+        "dim",
+        "param_ranges",
+    ]
     changed = [k for k in keys if k in saved and saved[k] != json.loads(json.dumps(config.get(k)))]
     if changed:
         shown = ", ".join(f"{k}={config.get(k)!r} (the run has {saved[k]!r})" for k in changed)
@@ -464,7 +546,8 @@ def _pair_objective(cfg: NodeConfig, model: torch.nn.Module, ds: Any, info: D.Di
     """The pair objective of ``ds``'s trajectories (with ``shard``: this rank's share of them)."""
     indices = ds.indices[info.rank :: info.world_size] if shard and info.distributed else ds.indices
     b = _whole_trajectories(cfg, ds, indices, info)
-    pairs = PairObjective(model, b.ts, b.ys, b.mask, collocation_gap=cfg.collocation_gap, shot_dt=cfg.shot_dt)
+    ys = _states(b, _conditioned(model))
+    pairs = PairObjective(model, b.ts, ys, b.mask, collocation_gap=cfg.collocation_gap, shot_dt=cfg.shot_dt)
     if pairs.pairs == 0 and shard and not info.distributed:
         raise InvalidArgumentError(
             "lbfgs_steps", cfg.lbfgs_steps, "0: no training trajectory has two consecutive observations"
@@ -476,10 +559,11 @@ def _warm_start(cfg: NodeConfig, train_ds: Any, model: torch.nn.Module, info: D.
     from .warm_start import warm_start
 
     batch = _whole_trajectories(cfg, train_ds, train_ds.indices, info)
+    ys = _states(batch, _conditioned(model))
     started = time.perf_counter()
     try:
         out = warm_start(
-            model, batch.ts, batch.ys, batch.mask, steps=cfg.warm_start_steps, lr=cfg.lr, seed=cfg.seed
+            model, batch.ts, ys, batch.mask, steps=cfg.warm_start_steps, lr=cfg.lr, seed=cfg.seed
         )
     except ValueError as err:
         raise InvalidArgumentError("warm_start_steps", cfg.warm_start_steps, str(err)) from None
@@ -501,7 +585,7 @@ def load_node(run_dir: str | Path, *, map_location: str | torch.device = "cpu") 
     cfg = ck.config
     if cfg.get("learner") != "node":
         raise InvalidArgumentError("run_dir", str(run_dir), "a run directory of `symflow train node`")
-    model = build_model(cfg["model"], cfg["dim"], **model_kwargs(cfg))
+    model = build_node_model(cfg, cfg["dim"], cfg.get("param_ranges"))
     dtype = torch.float32 if cfg.get("dtype") == "float32" else torch.float64
     model = model.to(dtype=dtype)
     load_module_state(model, ck)  # one-line CheckpointError if the weights do not fit

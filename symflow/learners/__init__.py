@@ -21,7 +21,7 @@ from .config import FlowMapConfig, PinnConfig, SympFlowConfig, config_class
 from .data_evaluation import evaluate_data_run, hamiltonian_recovery, heldout_error
 from .domains import Box, Domain, EnergySublevel, SystemDomain, make_domain
 from .evaluation import a_posteriori, energy_error, reference_rollout, rollout_error
-from .flowmap import DERIVATIVES, FlowMap
+from .flowmap import DERIVATIVES, FixedParameterMap, FlowMap
 from .losses import (
     TrajectoryPairs,
     hamiltonian_matching_loss,
@@ -65,6 +65,7 @@ __all__ = [
     "DataSplit",
     "Domain",
     "EnergySublevel",
+    "FixedParameterMap",
     "FlowMap",
     "FlowMapConfig",
     "FlowMapPINN",

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from symflow.integrators.errors import InvalidArgumentError, UnknownNameError
 
 #: The kinds of option values: how they are checked, serialised and parsed on the command line.
-KINDS = ("int", "float", "bool", "str", "floats", "params")
+KINDS = ("int", "float", "bool", "str", "floats", "params", "ranges")
 
 
 def option(
@@ -144,6 +144,22 @@ def check_field(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
         if lengths == "any" and not numbers:
             raise InvalidArgumentError(name, value, "at least one number")
         return numbers
+    if kind == "ranges":  # parameter name -> [lo, hi], or None for the system's declared range
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and k for k in value):
+            raise InvalidArgumentError(name, value, "a mapping of parameter names to ranges (lo, hi)")
+        out: dict[str, Any] = {}
+        for key, bounds in value.items():
+            if bounds is None:
+                out[key] = None
+                continue
+            ok = isinstance(bounds, Sequence) and not isinstance(bounds, (str, bytes)) and len(bounds) == 2
+            ok = ok and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+            if not ok or not (
+                math.isfinite(bounds[0]) and math.isfinite(bounds[1]) and bounds[0] < bounds[1]
+            ):
+                raise InvalidArgumentError(f"{name}[{key!r}]", bounds, "a range LO:HI with LO < HI, finite")
+            out[key] = [float(bounds[0]), float(bounds[1])]
+        return out
     # params: a mapping of parameter names to numbers (a system's parameters)
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidArgumentError(name, value, "a mapping of parameter names to numbers")
@@ -155,7 +171,14 @@ def check_field(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
 
 # Fields that only matter for one of the two data sources of a flow map. Setting one of them to a
 # value other than its default with the other source is refused (it would be silently ignored).
-UNSUPERVISED_ONLY = ("energy_max", "box", "collocation_times", "collocation", "validation_points")
+UNSUPERVISED_ONLY = (
+    "energy_max",
+    "box",
+    "collocation_times",
+    "collocation",
+    "validation_points",
+    "param_ranges",
+)
 SUPERVISED_ONLY = ("val_fraction", "test_fraction", "pairs", "pair_horizon", "batch_size", "eval_multiples")
 #: Fields a resumed run may change: the L-BFGS budget, and what is evaluated and written afterwards.
 RESUMABLE = (
@@ -206,6 +229,15 @@ class FlowMapConfig:
         flags=("--param",),
         metavar="NAME=VALUE",
         help="system parameter (repeatable), e.g. lam=1.0",
+    )
+    param_ranges: dict[str, list[float] | None] = option(  # noqa: RUF009 (option() returns a field with a factory)
+        {},
+        kind="ranges",
+        group=SOURCE,
+        flags=("--param-range",),
+        metavar="NAME=LO:HI",
+        help="learn the whole parametric family: the parameter varies in [LO, HI] (repeatable; NAME alone: "
+        "the system's declared range), e.g. omega=0.5:2; the model is then N(t, x0; μ)",
     )
     data: str | None = option(
         None,
@@ -429,6 +461,8 @@ class FlowMapConfig:
             )
         if self.system_args and self.system is None:
             raise InvalidArgumentError("system_args", self.system_args, "a --system they belong to")
+        if self.param_ranges and self.system is None and self.data is None:
+            raise InvalidArgumentError("param_ranges", self.param_ranges, "a --system whose family they span")
         if self.val_fraction + self.test_fraction >= 1:
             raise InvalidArgumentError(
                 "test_fraction",

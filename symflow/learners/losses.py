@@ -35,18 +35,35 @@ Field = Callable[[Tensor, Tensor], Tensor]
 
 
 def hamiltonian_matching_residual(
-    model: FlowMap, field: Field, t: Tensor, x0: Tensor, *, derivatives: str | None = None
+    model: FlowMap,
+    field: Field,
+    t: Tensor,
+    x0: Tensor,
+    *,
+    derivatives: str | None = None,
+    mu: Tensor | None = None,
 ) -> Tensor:
-    """``∂_t N(t, x0) − f(t, N(t, x0))`` per sample, shape ``(B, D)``."""
-    y, dy = model.time_derivative(t, x0, derivatives=derivatives)
-    return dy - field(t, y)
+    """``∂_t N(t, x0) − f(t, N(t, x0))`` per sample, shape ``(B, D)``.
+
+    With parameters ``mu (B, P)`` (a parametric map and family): ``∂_t N(t, x0; μ) − f(t, N; μ)``,
+    where ``field(t, y, mu)`` is the family's field (:meth:`~symflow.systems.ParametricFamily.field`).
+    """
+    y, dy = model.time_derivative(t, x0, mu=mu, derivatives=derivatives)
+    return dy - (field(t, y) if mu is None else field(t, y, mu))
 
 
 def hamiltonian_matching_loss(
-    model: FlowMap, field: Field, t: Tensor, x0: Tensor, *, derivatives: str | None = None
+    model: FlowMap,
+    field: Field,
+    t: Tensor,
+    x0: Tensor,
+    *,
+    derivatives: str | None = None,
+    mu: Tensor | None = None,
 ) -> Tensor:
     """Mean over samples of the squared residual norm (the slides' ``L(θ)``)."""
-    return hamiltonian_matching_residual(model, field, t, x0, derivatives=derivatives).pow(2).sum(-1).mean()
+    residual = hamiltonian_matching_residual(model, field, t, x0, derivatives=derivatives, mu=mu)
+    return residual.pow(2).sum(-1).mean()
 
 
 def ivp_residual(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
@@ -139,10 +156,17 @@ def trajectory_pairs(
     return TrajectoryPairs(torch.cat(gaps), torch.cat(starts), torch.cat(ends), torch.cat(rows))
 
 
-def trajectory_loss(model: FlowMap, pairs: TrajectoryPairs, index: Tensor | None = None) -> Tensor:
-    """Mean squared prediction error ``‖N(gap, start) − end‖²`` over ``pairs[index]``."""
-    gap, start, end = pairs.gap, pairs.start, pairs.end
+def trajectory_loss(
+    model: FlowMap, pairs: TrajectoryPairs, index: Tensor | None = None, params: Tensor | None = None
+) -> Tensor:
+    """Mean squared prediction error ``‖N(gap, start) − end‖²`` over ``pairs[index]``.
+
+    ``params (N_traj, P)``: per-trajectory parameters of a parametric map; pair ``i`` uses
+    ``params[pairs.trajectory[i]]``.
+    """
+    gap, start, end, rows = pairs.gap, pairs.start, pairs.end, pairs.trajectory
     if index is not None:
-        gap, start, end = gap[index], start[index], end[index]
-    pred = model(gap, start) if bool((gap <= model.dt).all()) else model.flow(gap, start)
+        gap, start, end, rows = gap[index], start[index], end[index], rows[index]
+    mu = None if params is None else params[rows.to(params.device)]
+    pred = model(gap, start, mu) if bool((gap <= model.dt).all()) else model.flow(gap, start, mu)
     return (pred - end).pow(2).sum(-1).mean()

@@ -78,6 +78,11 @@ class IncrementMLP(nn.Module):
 
     ``t`` is a tensor broadcastable to the batch shape ``x.shape[:-1]`` (a scalar, or one time per
     sample).
+
+    With ``conditions=c > 0`` the network is ``U(t, x; μ)`` of ``[x; μ; t]`` with ``c`` parameters
+    ``μ`` (shape ``(..., c)``, passed as ``mu=``): a parametric potential. Gradients are taken with
+    respect to ``x`` only, so for every fixed ``μ`` the SympFlow shears built from it stay exactly
+    symplectic in ``x``.
     """
 
     def __init__(
@@ -87,28 +92,39 @@ class IncrementMLP(nn.Module):
         *,
         width: int,
         hidden_layers: int = 2,
+        conditions: int = 0,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         _check_layout(width, hidden_layers)
+        if isinstance(conditions, bool) or not isinstance(conditions, int) or conditions < 0:
+            raise InvalidArgumentError("conditions", conditions, "a non-negative number of parameters")
         kw = {"dtype": dtype, "device": device}
         self.in_features = in_features
         self.out_features = out_features
-        self.first = nn.Linear(in_features + 1, width, **kw)  # input [x; t]; last column multiplies t
+        self.conditions = conditions
+        # input [x; μ; t]: the first in_features columns multiply x, the next `conditions` μ, the last t
+        self.first = nn.Linear(in_features + conditions + 1, width, **kw)
         self.hidden = nn.ModuleList(nn.Linear(width, width, **kw) for _ in range(hidden_layers - 1))
         bound = 1.0 / math.sqrt(width)  # nn.Linear's default initialisation of the output layer
         self.out_weight = nn.Parameter(torch.empty(out_features, width, **kw).uniform_(-bound, bound))
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def _pre(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _pre(self, t: Tensor, x: Tensor, mu: Tensor | None = None) -> tuple[Tensor, Tensor]:
         w = self.first.weight
-        z0 = F.linear(x, w[:, :-1], self.first.bias)
+        z0 = F.linear(x, w[:, : self.in_features], self.first.bias)
+        if self.conditions:
+            if mu is None:
+                raise InvalidArgumentError(
+                    "mu", None, f"{self.conditions} parameters for a parametric potential"
+                )
+            z0 = z0 + F.linear(mu, w[:, self.in_features : -1])
         zt = z0 + t.unsqueeze(-1) * w[:, -1]
         return z0, zt
 
-    def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        z0, zt = self._pre(t, x)
+    def forward(self, t: Tensor, x: Tensor, mu: Tensor | None = None) -> Tensor:
+        z0, zt = self._pre(t, x, mu)
         h0, ht = torch.tanh(z0), torch.tanh(zt)
         for layer in self.hidden:
             z0 = layer(h0)
@@ -117,23 +133,23 @@ class IncrementMLP(nn.Module):
         out = F.linear(ht - h0, self.out_weight)
         return out.squeeze(-1) if self.out_features == 1 else out
 
-    def gradient(self, t: Tensor, x: Tensor) -> Tensor:
+    def gradient(self, t: Tensor, x: Tensor, mu: Tensor | None = None) -> Tensor:
         """``∇_x ΔU(t, x)`` with ``torch.func.grad`` (samples are independent: grad of the sum)."""
         self._require_scalar()
-        return grad(lambda u: self(t, u).sum())(x)
+        return grad(lambda u: self(t, u, mu).sum())(x)
 
-    def gradient_autograd(self, t: Tensor, x: Tensor) -> Tensor:
+    def gradient_autograd(self, t: Tensor, x: Tensor, mu: Tensor | None = None) -> Tensor:
         """``∇_x ΔU(t, x)`` with ``torch.autograd.grad(create_graph=True)`` (the classic PINN way)."""
         self._require_scalar()
         with torch.enable_grad():
             u = x if x.requires_grad else x.detach().requires_grad_()
-            (g,) = torch.autograd.grad(self(t, u).sum(), u, create_graph=True)
+            (g,) = torch.autograd.grad(self(t, u, mu).sum(), u, create_graph=True)
         return g
 
-    def closed_form_gradient(self, t: Tensor, x: Tensor) -> Tensor:
+    def closed_form_gradient(self, t: Tensor, x: Tensor, mu: Tensor | None = None) -> Tensor:
         """``∇_x ΔU(t, x)`` by hand-written back-propagation in increment form (exact zero at t = 0)."""
         self._require_scalar()
-        z0, zt = self._pre(t, x)
+        z0, zt = self._pre(t, x, mu)
         h0, ht = torch.tanh(z0), torch.tanh(zt)
         slopes = [(1 - h0 * h0, 1 - ht * ht)]
         for layer in self.hidden:
@@ -149,11 +165,11 @@ class IncrementMLP(nn.Module):
             rho0 = d0 @ W
             rhot = rho0 + (d1 - d0) @ W
         s0, st = slopes[0]
-        return (st * rhot - s0 * rho0) @ self.first.weight[:, :-1]
+        return (st * rhot - s0 * rho0) @ self.first.weight[:, : self.in_features]
 
-    def time_partial(self, t: Tensor, x: Tensor) -> Tensor:
+    def time_partial(self, t: Tensor, x: Tensor, mu: Tensor | None = None) -> Tensor:
         """``∂_t ΔU(t, x) = ∂_t U(t, x)`` in closed form (forward mode in ``t`` with ``x`` fixed)."""
-        _, zt = self._pre(t, x)
+        _, zt = self._pre(t, x, mu)
         ht = torch.tanh(zt)
         hdot = (1 - ht * ht) * self.first.weight[:, -1]
         for layer in self.hidden:
@@ -163,19 +179,21 @@ class IncrementMLP(nn.Module):
         out = F.linear(hdot, self.out_weight)
         return out.squeeze(-1) if self.out_features == 1 else out
 
-    def gradient_and_tangent(self, t: Tensor, x: Tensor, x_dot: Tensor | None) -> tuple[Tensor, Tensor]:
+    def gradient_and_tangent(
+        self, t: Tensor, x: Tensor, x_dot: Tensor | None, mu: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``g = ∇_x ΔU(t, x)`` and ``ġ = d/dt g(t, x(t))`` for ``dx/dt = x_dot``, in closed form.
 
         Forward mode by hand through the tanh network (``σ' = 1 − h²``, ``(σ')˙ = −2 h σ' ż``):
         every layer carries the ``t = 0`` branch, the time branch as an increment, and their time
         tangents; the gradient is back-propagated in the same increment form, so ``g`` is an exact
         zero at ``t = 0`` (``ġ`` is not: it is ``∂_t ∇_x U(0, x)`` plus the Hessian term).
-        ``x_dot=None`` means ``x`` does not depend on ``t``.
+        ``x_dot=None`` means ``x`` does not depend on ``t``; the parameters ``mu`` do not.
         """
         self._require_scalar()
         w1 = self.first.weight
-        wx, wt = w1[:, :-1], w1[:, -1]
-        z0, zt = self._pre(t, x)
+        wx, wt = w1[:, : self.in_features], w1[:, -1]
+        z0, zt = self._pre(t, x, mu)
         if x_dot is None:
             z0d = torch.zeros_like(z0)
         else:

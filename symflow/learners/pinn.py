@@ -49,6 +49,8 @@ class FlowMapPINN(FlowMap):
             of the default SympFlow for D = 4).
         constraint: ``"linear"`` or ``"tfc"`` (see the module docstring).
         derivatives: ``"func"`` (``torch.func.jvp``) or ``"autograd"`` (loop over components).
+        param_ranges: ``{name: (lo, hi)}`` for a parametric map ``N(t, x0; μ)`` (``μ`` an extra input
+            of ``Ñ``).
     """
 
     learner = "pinn"
@@ -63,18 +65,19 @@ class FlowMapPINN(FlowMap):
         hidden_layers: int = 2,
         constraint: str = "linear",
         derivatives: str = "func",
+        param_ranges: dict[str, Any] | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        super().__init__(dim, dt, derivatives)
+        super().__init__(dim, dt, derivatives, param_ranges)
         self.width = width
         self.hidden_layers = hidden_layers
         self.constraint = _constraint(constraint)
         kw = {"width": width, "hidden_layers": hidden_layers, "dtype": dtype, "device": device}
-        if constraint == "linear":
-            self.net: nn.Module = MLP(dim + 1, dim, **kw)
+        if constraint == "linear":  # input [x0; μ; t]
+            self.net: nn.Module = MLP(dim + self.n_params + 1, dim, **kw)
         else:
-            self.net = IncrementMLP(dim, dim, **kw)
+            self.net = IncrementMLP(dim, dim, conditions=self.n_params, **kw)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class FlowMapPINN(FlowMap):
             "hidden_layers": self.hidden_layers,
             "constraint": self.constraint,
             "derivatives": self.derivatives,
+            **self._param_config(),
         }
 
     def extra_repr(self) -> str:
@@ -92,15 +96,17 @@ class FlowMapPINN(FlowMap):
             f"constraint={self.constraint!r}, parameters={self.num_parameters()}"
         )
 
-    def forward(self, t: Tensor | float, x0: Tensor) -> Tensor:
+    def forward(self, t: Tensor | float, x0: Tensor, mu: Any = None) -> Tensor:
         x0 = self._check_state(x0)
-        t, x0 = self._broadcast_time(t, x0)
-        return self._forward_with(t, x0, self.derivatives)
+        t, x0, mu = self._broadcast(t, x0, self._check_params(mu))
+        extra = () if mu is None else (self._scaled(mu),)  # subclasses may define the hook without mu
+        return self._forward_with(t, x0, self.derivatives, *extra)
 
-    def _forward_with(self, t: Tensor, x0: Tensor, how: str) -> Tensor:
+    def _forward_with(self, t: Tensor, x0: Tensor, how: str, mu: Tensor | None = None) -> Tensor:
         if self.constraint == "linear":
-            return x0 + t.unsqueeze(-1) * self.net(torch.cat([x0, t.unsqueeze(-1)], dim=-1))
-        return x0 + self.net(t, x0)
+            inputs = [x0] if mu is None else [x0, mu]
+            return x0 + t.unsqueeze(-1) * self.net(torch.cat([*inputs, t.unsqueeze(-1)], dim=-1))
+        return x0 + self.net(t, x0, mu)
 
 
 class IVPPINN(nn.Module):

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from symflow.integrators.errors import InvalidArgumentError, SymflowError
+from symflow.integrators.reprs import compact_repr
 
 Tensor = torch.Tensor
 
@@ -52,6 +53,8 @@ class TrajectoryData:
         rows: ``(B,)`` the trajectories' rows in the source (file rows, or ``0..B-1``).
         attrs: the file's attributes (``{}`` for tensors).
         source: how the data were given (``{"kind": "file", "path": ...}`` or ``{"kind": "tensors"}``).
+        params: ``(B, P)`` per-trajectory system parameters (files with a ``params`` dataset), else
+            ``None``; ``param_names`` names the columns.
     """
 
     ts: Tensor
@@ -60,6 +63,11 @@ class TrajectoryData:
     rows: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    params: Tensor | None = None
+    param_names: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("n", "dim", "param_names", "source"))
 
     @property
     def n(self) -> int:
@@ -87,7 +95,14 @@ class TrajectoryData:
         """The trajectories at positions ``index`` (not file rows)."""
         idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
         return TrajectoryData(
-            self.ts[idx], self.ys[idx], self.mask[idx], self.rows[idx.numpy()], self.attrs, self.source
+            self.ts[idx],
+            self.ys[idx],
+            self.mask[idx],
+            self.rows[idx.numpy()],
+            self.attrs,
+            self.source,
+            None if self.params is None else self.params[idx],
+            self.param_names,
         )
 
     def first_states(self) -> tuple[Tensor, Tensor]:
@@ -106,6 +121,7 @@ class TrajectoryData:
             "observations": int(counts.sum()),
             "observations_per_trajectory": [int(counts.min()), int(counts.max())] if self.n else [0, 0],
             "fingerprint": self.fingerprint(),
+            **({"param_names": list(self.param_names)} if self.param_names else {}),
         }
 
 
@@ -146,7 +162,54 @@ def load_trajectory_data(
         raise UnusableDataError(f"{source['path']}: no usable trajectory (every solve in it failed?)")
     batch = collate_trajectories([ds[i] for i in range(len(ds))])
     ds.close()
-    return TrajectoryData(batch.ts, batch.ys, batch.mask, batch.index.numpy().copy(), dict(ds.attrs), source)
+    return TrajectoryData(
+        batch.ts,
+        batch.ys,
+        batch.mask,
+        batch.index.numpy().copy(),
+        dict(ds.attrs),
+        source,
+        batch.params,
+        ds.param_names,
+    )
+
+
+def data_param_ranges(data: TrajectoryData, train: TrajectoryData) -> dict[str, list[float]] | None:
+    """The ranges a flow map trained on ``data`` is conditioned over: the file's recorded family
+    (``param_ranges`` attribute), else the span of the training trajectories' values; ``None`` without
+    parameters."""
+    if data.params is None:
+        return None
+    if not data.param_names:
+        raise UnusableDataError(
+            f"{data.source.get('path', 'the data')}: its params dataset has no param_names attribute; a "
+            "model conditioned on parameters needs their names (write the file with param_names=...)"
+        )
+    recorded = data.attrs.get("param_ranges")
+    if isinstance(recorded, dict) and set(recorded) == set(data.param_names):
+        return {k: [float(v) for v in recorded[k]] for k in data.param_names}
+    values = train.params if train.n else data.params
+    out = {}
+    for j, k in enumerate(data.param_names):
+        lo, hi = float(values[:, j].min()), float(values[:, j].max())
+        if hi <= lo:  # every training trajectory has the same value: a range around it
+            lo, hi = lo - 0.5 * max(abs(lo), 1e-3), hi + 0.5 * max(abs(hi), 1e-3)
+        out[k] = [lo, hi]
+    return out
+
+
+def data_family(data: TrajectoryData, ranges: dict[str, list[float]]) -> Any:
+    """The registered family the file's trajectories come from (its ``system`` with the varying
+    ``param_names``), for true energies and references; ``None`` when the file names none."""
+    from symflow.data.reader import system_args
+    from symflow.systems import parametric_family
+
+    name = data.attrs.get("system")
+    try:
+        fixed = {k: v for k, v in system_args(data.attrs).items() if k not in ranges}
+        return parametric_family(name, {k: tuple(v) for k, v in ranges.items()}, **fixed)
+    except (SymflowError, TypeError, KeyError):
+        return None
 
 
 def _from_tensors(ts: Any, ys: Any, mask: Any = None) -> TrajectoryData:

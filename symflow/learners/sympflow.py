@@ -41,6 +41,9 @@ class SympFlow(FlowMap):
             forward mode; fastest, the default), ``"func"`` (``torch.func.grad`` + ``torch.func.jvp``)
             or ``"autograd"`` (``torch.autograd.grad`` loops). All three give the same numbers to
             round-off (tested), so the choice is only about speed; see ``benchmarks/bench_sympflow.py``.
+        param_ranges: ``{name: (lo, hi)}`` for a parametric map ``N(t, x0; μ)``: ``μ`` is an extra input
+            of every potential ``V^i(t, q; μ)``, ``K^i(t, p; μ)`` (not differentiated), so for every
+            fixed ``μ`` the map is exactly symplectic in ``x0`` and the flow of a Hamiltonian.
     """
 
     learner = "sympflow"
@@ -55,16 +58,23 @@ class SympFlow(FlowMap):
         width: int = 10,
         hidden_layers: int = 2,
         derivatives: str = "closed_form",
+        param_ranges: dict[str, Any] | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         dof = positive_int("dof", dof)
-        super().__init__(2 * dof, dt, derivatives)
+        super().__init__(2 * dof, dt, derivatives, param_ranges)
         self.dof = dof
         self.layers = positive_int("layers", layers)
         self.width = width
         self.hidden_layers = hidden_layers
-        kw = {"width": width, "hidden_layers": hidden_layers, "dtype": dtype, "device": device}
+        kw = {
+            "width": width,
+            "hidden_layers": hidden_layers,
+            "conditions": self.n_params,
+            "dtype": dtype,
+            "device": device,
+        }
         self.kinetic = nn.ModuleList(IncrementMLP(dof, **kw) for _ in range(layers))  # K^i(t, p)
         self.potential = nn.ModuleList(IncrementMLP(dof, **kw) for _ in range(layers))  # V^i(t, q)
 
@@ -76,61 +86,68 @@ class SympFlow(FlowMap):
             "width": self.width,
             "hidden_layers": self.hidden_layers,
             "derivatives": self.derivatives,
+            **self._param_config(),
         }
 
     def extra_repr(self) -> str:
+        family = f", params={list(self.param_names)}" if self.param_names else ""
         return (
             f"dof={self.dof}, dt={self.dt}, layers={self.layers}, width={self.width}, "
-            f"hidden_layers={self.hidden_layers}, derivatives={self.derivatives!r}, "
+            f"hidden_layers={self.hidden_layers}, derivatives={self.derivatives!r}{family}, "
             f"parameters={self.num_parameters()}"
         )
 
     # -- the map ------------------------------------------------------------------------------------
-    def forward(self, t: Tensor | float, x0: Tensor) -> Tensor:
-        """``N(t, x0)``; ``t`` broadcastable against ``x0.shape[:-1]``, meaningful for ``t ∈ [0, Δt]``."""
+    def forward(self, t: Tensor | float, x0: Tensor, mu: Any = None) -> Tensor:
+        """``N(t, x0)`` (``N(t, x0; μ)`` with ``mu``); ``t`` broadcastable against ``x0.shape[:-1]``,
+        meaningful for ``t ∈ [0, Δt]``."""
         x0 = self._check_state(x0)
-        t, x0 = self._broadcast_time(t, x0)
-        return self._forward_with(t, x0, self.derivatives)
+        t, x0, mu = self._broadcast(t, x0, self._check_params(mu))
+        extra = () if mu is None else (self._scaled(mu),)  # subclasses may define the hook without mu
+        return self._forward_with(t, x0, self.derivatives, *extra)
 
     @staticmethod
-    def _gradient(net: IncrementMLP, t: Tensor, x: Tensor, how: str) -> Tensor:
+    def _gradient(net: IncrementMLP, t: Tensor, x: Tensor, how: str, mu: Tensor | None = None) -> Tensor:
         if how == "func":
-            return net.gradient(t, x)
+            return net.gradient(t, x, mu)
         if how == "autograd":
-            return net.gradient_autograd(t, x)
-        return net.closed_form_gradient(t, x)
+            return net.gradient_autograd(t, x, mu)
+        return net.closed_form_gradient(t, x, mu)
 
-    def _forward_with(self, t: Tensor, x0: Tensor, how: str) -> Tensor:
+    def _forward_with(self, t: Tensor, x0: Tensor, how: str, mu: Tensor | None = None) -> Tensor:
         n = self.dof
         q, p = x0[..., :n], x0[..., n:]
         for K, V in zip(self.kinetic, self.potential):
-            q = q + self._gradient(K, t, p, how)
-            p = p - self._gradient(V, t, q, how)
+            q = q + self._gradient(K, t, p, how, mu)
+            p = p - self._gradient(V, t, q, how, mu)
         return torch.cat([q, p], dim=-1)
 
-    def _closed_form_time_derivative(self, t: Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
+    def _closed_form_time_derivative(
+        self, t: Tensor, x0: Tensor, mu: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         n = self.dof
         q, p = x0[..., :n], x0[..., n:]
         q_dot: Tensor | None = None  # x0 does not depend on t
         p_dot: Tensor | None = None
         for K, V in zip(self.kinetic, self.potential):
-            g, g_dot = K.gradient_and_tangent(t, p, p_dot)
+            g, g_dot = K.gradient_and_tangent(t, p, p_dot, mu)
             q = q + g
             q_dot = g_dot if q_dot is None else q_dot + g_dot
-            g, g_dot = V.gradient_and_tangent(t, q, q_dot)
+            g, g_dot = V.gradient_and_tangent(t, q, q_dot, mu)
             p = p - g
             p_dot = -g_dot if p_dot is None else p_dot - g_dot
         return torch.cat([q, p], dim=-1), torch.cat([q_dot, p_dot], dim=-1)
 
-    def inverse(self, t: Tensor | float, y: Tensor) -> Tensor:
+    def inverse(self, t: Tensor | float, y: Tensor, mu: Any = None) -> Tensor:
         """``N(t, ·)^{-1}(y)``: the blocks undone in reverse order (each shear inverts explicitly)."""
         y = self._check_state(y, "y")
-        t, y = self._broadcast_time(t, y)
+        t, y, mu = self._broadcast(t, y, self._check_params(mu))
+        m = self._scaled(mu)
         n = self.dof
         q, p = y[..., :n], y[..., n:]
         for K, V in zip(reversed(self.kinetic), reversed(self.potential)):
-            p = p + self._gradient(V, t, q, self.derivatives)
-            q = q - self._gradient(K, t, p, self.derivatives)
+            p = p + self._gradient(V, t, q, self.derivatives, m)
+            q = q - self._gradient(K, t, p, self.derivatives, m)
         return torch.cat([q, p], dim=-1)
 
     # -- the Hamiltonian it is the exact flow of ----------------------------------------------------

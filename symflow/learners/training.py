@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from symflow.integrators.errors import InvalidArgumentError
-from symflow.systems import HamiltonianSystem, get_system, vector_field
+from symflow.integrators.reprs import compact_repr
+from symflow.systems import HamiltonianSystem, ParametricFamily, get_system, parametric_family, vector_field
 from symflow.training import GeneratorState, RunDirectory, Trainer, seed_everything
 
 from . import evaluation as ev
@@ -49,6 +50,8 @@ from .supervised import (
     PairBatches,
     TrajectoryData,
     UnusableDataError,
+    data_family,
+    data_param_ranges,
     load_trajectory_data,
     named_system,
     split_trajectories,
@@ -69,6 +72,9 @@ class TrainResult:
     config: dict[str, Any]
     evaluation: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return compact_repr(self, fields=("model", "run_dir", "summary"))
+
 
 class CollocationSet:
     """The L-BFGS phase's current collocation set (or pair indices in ``t``), checkpointed so a
@@ -77,16 +83,21 @@ class CollocationSet:
     def __init__(self) -> None:
         self.t = torch.empty(0)
         self.x = torch.empty(0)
+        self.mu: Tensor | None = None  # the parameters of a family's collocation points
 
     @property
     def empty(self) -> bool:
         return self.t.numel() == 0
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {"t": self.t, "x": self.x}
+        out = {"t": self.t, "x": self.x}
+        if self.mu is not None:
+            out["mu"] = self.mu
+        return out
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.t, self.x = state["t"], state["x"]
+        self.mu = state.get("mu")
 
 
 class BestWeights:
@@ -252,8 +263,10 @@ def _check_resume_config(run: RunDirectory, config: dict[str, Any]) -> None:
                 key, config.get(key), f"the value this run was started with ({old.get(key)!r}) to --resume it"
             )
     before = old.get("options", {})
+    defaults = config_class(config["learner"])().to_dict()
     for key, value in config["options"].items():
-        if key not in RESUMABLE and before.get(key) != value:
+        # an option newer than the run (absent from its config.json) had its default then
+        if key not in RESUMABLE and before.get(key, defaults.get(key)) != value:
             raise InvalidArgumentError(
                 key, value, f"the value this run was started with ({before.get(key)!r}) to --resume it"
             )
@@ -407,6 +420,35 @@ def _domain(cfg: FlowMapConfig, system: HamiltonianSystem) -> Domain:
 # -- Hamiltonian matching (unsupervised) ---------------------------------------------------------------
 
 
+def training_family(cfg: FlowMapConfig) -> ParametricFamily | None:
+    """The parametric family a configuration spans (``param_ranges``), or ``None``.
+
+    Parameters given with ``system_args`` and also varying are refused; the other ``system_args`` are
+    the family's fixed values.
+    """
+    if not cfg.param_ranges:
+        return None
+    if cfg.system is None:
+        raise InvalidArgumentError("param_ranges", cfg.param_ranges, "a --system whose family they span")
+    both = sorted(set(cfg.system_args) & set(cfg.param_ranges))
+    if both:
+        raise InvalidArgumentError(
+            "system_args",
+            {k: cfg.system_args[k] for k in both},
+            f"no fixed value for {both}: they vary (--param-range)",
+        )
+    return parametric_family(cfg.system, dict(cfg.param_ranges), **cfg.system_args)
+
+
+def family_eval_points(family: ParametricFamily, count: int = 3) -> Tensor:
+    """``count`` parameter vectors along the diagonal of the family's box, at ``(2k + 1) / (2 count)``
+    of each range: interior points, none of them a bound (and, for uniform training draws, not
+    values a training run saw exactly)."""
+    lo, hi = family.bounds()
+    frac = (2 * torch.arange(count, dtype=torch.float64) + 1) / (2 * count)
+    return lo + (hi - lo) * frac[:, None]
+
+
 def _train_unsupervised(
     cfg: FlowMapConfig,
     built: HamiltonianSystem | None,
@@ -416,7 +458,16 @@ def _train_unsupervised(
     progress: bool,
     stop_at: int | None,
 ) -> TrainResult:
-    sys_ = built if built is not None else get_system(cfg.system, **cfg.system_args)
+    if built is not None and cfg.param_ranges:
+        cfg = cfg.replace(system_args={k: v for k, v in cfg.system_args.items() if k not in cfg.param_ranges})
+        built = None  # the family is built from the registry, with the given system's other values
+    family = training_family(cfg)
+    if family is not None:
+        # The domain comes from the system at the centre of the box (samplers do not take μ).
+        lo, hi = family.bounds()
+        sys_ = family.system((lo + hi) / 2)
+    else:
+        sys_ = built if built is not None else get_system(cfg.system, **cfg.system_args)
     device = _device(cfg)
     dtype = parse_dtype(cfg.dtype)
     dom = _domain(cfg, sys_)
@@ -424,7 +475,10 @@ def _train_unsupervised(
     if cfg.learner == "sympflow" and sys_.dim % 2:
         raise InvalidArgumentError("system", sys_.name, "a system with states [q, p] of even dimension")
     seed_everything(cfg.seed)
-    net = build_model(cfg.learner, cfg.model_args(sys_.dim), dtype=dtype).to(device)
+    args = cfg.model_args(sys_.dim)
+    if family is not None:
+        args["param_ranges"] = {k: list(v) for k, v in family.ranges.items()}
+    net = build_model(cfg.learner, args, dtype=dtype).to(device)
     config = {
         "learner": cfg.learner,
         "options": cfg.to_dict(),
@@ -435,25 +489,29 @@ def _train_unsupervised(
         "data": None,
         "parameters": net.num_parameters(),
     }
+    if family is not None:
+        config["family"] = family.to_dict()
     s = _start_session(
         cfg, net, config, run_dir, resume, overwrite, progress, f"{cfg.learner} {sys_.name}", device
     )
     try:
-        field_ = vector_field(sys_)
+        field_ = vector_field(sys_) if family is None else family.field
         cast = {"dtype": dtype, "device": device}
 
-        def draw(n: int) -> tuple[Tensor, Tensor]:
-            return _time_draw(n, span, s.gen).to(**cast), dom.sample(n, s.gen, **cast)
+        def draw(n: int) -> tuple[Tensor, Tensor, Tensor | None]:
+            t, x = _time_draw(n, span, s.gen).to(**cast), dom.sample(n, s.gen, **cast)
+            mu = None if family is None else family.sample(n, seed=s.gen, **cast)  # one μ per point
+            return t, x, mu
 
         def loss_fn(step: int) -> dict[str, Tensor]:
             if step < cfg.adam_steps:
-                t, x = draw(cfg.collocation)
-                return {"loss": hamiltonian_matching_loss(net, field_, t, x)}
+                t, x, mu = draw(cfg.collocation)
+                return {"loss": hamiltonian_matching_loss(net, field_, t, x, mu=mu)}
             if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
-                s.cache.t, s.cache.x = draw(cfg.lbfgs_points)
+                s.cache.t, s.cache.x, s.cache.mu = draw(cfg.lbfgs_points)
 
             def closure() -> Tensor:
-                return hamiltonian_matching_loss(net, field_, s.cache.t, s.cache.x)
+                return hamiltonian_matching_loss(net, field_, s.cache.t, s.cache.x, mu=s.cache.mu)
 
             loss = closure()
             s.opt.set_closure(closure, loss)
@@ -462,14 +520,22 @@ def _train_unsupervised(
         val_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # held out: never used in training
         val_t = _time_draw(cfg.validation_points, span, val_gen).to(**cast)
         val_x = dom.sample(cfg.validation_points, val_gen, **cast)
+        val_mu = None if family is None else family.sample(cfg.validation_points, seed=val_gen, **cast)
 
         def validate() -> dict[str, Tensor]:
-            return {"residual": hamiltonian_matching_loss(net, field_, val_t, val_x)}
+            return {"residual": hamiltonian_matching_loss(net, field_, val_t, val_x, mu=val_mu)}
 
         seconds, cpu, done = _fit(s, cfg, loss_fn, validate, stop_at)
         net.eval()
         summary = {"system": sys_.name, "dt": net.dt, **_base_summary(cfg, net, s, seconds, cpu)}
         evaluation: dict[str, Any] = {}
+        if family is not None:
+            summary["family"] = family.to_dict()
+            if cfg.evaluate and done:
+                more, evaluation = _evaluate_family(cfg, net, family, dom, cast, s.run.path)
+                summary.update(more)
+            s.run.write_json("summary.json", summary)
+            return TrainResult(net, summary, None if s.tmp else s.run.path, config, evaluation)
         if cfg.evaluate and done:
             eval_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
             x_eval = dom.sample(cfg.eval_samples, eval_gen, **cast)
@@ -490,6 +556,47 @@ def _train_unsupervised(
         s.run.close()  # let other processes open the run directory (its lock)
         if s.tmp is not None:
             s.tmp.cleanup()
+
+
+def _evaluate_family(
+    cfg: FlowMapConfig,
+    net: FlowMap,
+    family: ParametricFamily,
+    dom: Domain,
+    cast: dict[str, Any],
+    folder: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`evaluate_flow_map` at interior points of the family (:func:`family_eval_points`), each
+    against its own system; figures for the middle point."""
+    eval_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
+    x_eval = dom.sample(cfg.eval_samples, eval_gen, **cast)
+    points = family_eval_points(family)
+    results, evaluation = [], {}
+    for k, mu in enumerate(points):
+        system = family.system(mu)
+        more, data = evaluate_flow_map(
+            net.at(mu.to(cast["dtype"])),
+            system,
+            x_eval,
+            horizon=cfg.horizon,
+            energy_horizon=cfg.energy_horizon,
+        )
+        results.append({"params": dict(zip(family.names, mu.tolist())), **more})
+        if k == len(points) // 2:
+            evaluation = {**data, "params": results[-1]["params"], "system": system}
+    summary: dict[str, Any] = {"family_evaluation": results}
+    for key in ("rollout_error_max", "rollout_relative_error_max", "energy_error_max"):
+        values = [r[key] for r in results if key in r]
+        if values:
+            summary[f"worst_{key}"] = max(values)
+    if cfg.plots and evaluation:
+        summary["figures"] = [
+            p.name
+            for p in write_figures(
+                net.at(points[len(points) // 2].to(cast["dtype"])), evaluation["system"], evaluation, folder
+            )
+        ]
+    return summary, evaluation
 
 
 def evaluate_flow_map(
@@ -615,11 +722,18 @@ def _train_supervised(
         raise InvalidArgumentError(
             "data", f"states of dimension {data.dim}", "states [q, p] of even dimension"
         )
-    system, system_note = named_system(data.attrs)
     split = split_trajectories(
         data, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed
     )
     train_d, val_d, test_d = data.select(split.train), data.select(split.val), data.select(split.test)
+    param_ranges = data_param_ranges(data, train_d)
+    family = None
+    if param_ranges is None:
+        system, system_note = named_system(data.attrs)
+    else:  # one system per trajectory: the references come from the family
+        family = data_family(data, param_ranges)
+        system = None
+        system_note = "per-trajectory parameters (" + ", ".join(param_ranges) + ")"
     horizon = cfg.pair_horizon if cfg.pair_horizon is not None else cfg.dt
     pairs = _pairs(train_d, horizon, cfg.pairs, "training")
     val_pairs = _pairs(val_d, horizon, cfg.pairs, "validation") if val_d.n else None
@@ -630,7 +744,12 @@ def _train_supervised(
             val_pairs.gap.to(**to), val_pairs.start.to(**to), val_pairs.end.to(**to), val_pairs.trajectory
         )
     seed_everything(cfg.seed)
-    net = build_model(cfg.learner, cfg.model_args(data.dim), dtype=dtype).to(device)
+    args = cfg.model_args(data.dim)
+    if param_ranges is not None:
+        args["param_ranges"] = param_ranges
+    net = build_model(cfg.learner, args, dtype=dtype).to(device)
+    mu_train = None if param_ranges is None else train_d.params.to(**to)
+    mu_val = None if param_ranges is None or not val_d.n else val_d.params.to(**to)
     config = {
         "learner": cfg.learner,
         "options": cfg.to_dict(),
@@ -657,13 +776,13 @@ def _train_supervised(
 
         def loss_fn(step: int) -> dict[str, Tensor]:
             if step < cfg.adam_steps:
-                return {"loss": trajectory_loss(net, pairs, batches(step).to(device))}
+                return {"loss": trajectory_loss(net, pairs, batches(step).to(device), mu_train)}
             if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
                 s.cache.t = torch.randperm(n_pairs, generator=s.gen)[:lbfgs_points]
             index = s.cache.t.to(device)
 
             def closure() -> Tensor:
-                return trajectory_loss(net, pairs, index)
+                return trajectory_loss(net, pairs, index, mu_train)
 
             loss = closure()
             s.opt.set_closure(closure, loss)
@@ -673,7 +792,7 @@ def _train_supervised(
         if val_pairs is not None:
 
             def validate() -> dict[str, Tensor]:
-                return {"loss": trajectory_loss(net, val_pairs)}
+                return {"loss": trajectory_loss(net, val_pairs, params=mu_val)}
 
         seconds, cpu, done = _fit(s, cfg, loss_fn, validate, stop_at)
         net.eval()
@@ -688,12 +807,26 @@ def _train_supervised(
             **_base_summary(cfg, net, s, seconds, cpu),
         }
         with torch.no_grad():
-            summary["train_mse"] = float(trajectory_loss(net, pairs)) / data.dim
+            summary["train_mse"] = float(trajectory_loss(net, pairs, params=mu_train)) / data.dim
             if val_pairs is not None:
-                summary["val_mse"] = float(trajectory_loss(net, val_pairs)) / data.dim
+                summary["val_mse"] = float(trajectory_loss(net, val_pairs, params=mu_val)) / data.dim
         summary["data_rmse"] = math.sqrt(summary["train_mse"])
         evaluation: dict[str, Any] = {}
-        if cfg.evaluate and done:
+        if param_ranges is not None:
+            summary["params"] = {"names": list(param_ranges), "ranges": param_ranges}
+        if param_ranges is not None and cfg.evaluate and done:
+            from .data_evaluation import evaluate_parametric_data_run
+
+            more, evaluation = evaluate_parametric_data_run(
+                net,
+                test=test_d,
+                train=train_d,
+                family=family,
+                eval_samples=cfg.eval_samples,
+                energy_horizon=cfg.energy_horizon,
+            )
+            summary.update(more)
+        elif cfg.evaluate and done:
             from .data_evaluation import evaluate_data_run
 
             more, evaluation = evaluate_data_run(
