@@ -87,19 +87,24 @@ def test_events_and_per_sample_grids_create_nothing_off_the_state_device():
         assert sol.events.t.numel() > 0
 
 
+class _Field(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)).double()
+
+    def forward(self, t, y):
+        return self.net(y)
+
+
 def test_the_adjoint_creates_nothing_off_the_state_device():
     hh = S.get_system("henon_heiles")
-    field = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)).double()
-
-    def f(t, y):
-        return field(y)
-
+    field = _Field()
     y0 = hh.sample(4, seed=2).to(torch.float64).requires_grad_(True)
     ts = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
     with default_device_meta():
         for method in ("dopri5", "gl4"):
             extra = {"dt": 0.1} if method == "gl4" else {}
-            sol = solve(f, y0, ts, method, adjoint=True, **extra)
+            sol = solve(field, y0, ts, method, adjoint=True, **extra)
             sol.ys.square().sum().backward()
             _on_cpu(y0.grad, *(p.grad for p in field.parameters()))
             y0.grad = None
@@ -129,9 +134,10 @@ def test_learners_create_nothing_off_the_cpu(learner, tmp_path):
     from symflow.learners.training import train_pinn, train_sympflow
 
     train = train_sympflow if learner == "sympflow" else train_pinn
+    depth = {"layers": 1} if learner == "sympflow" else {"hidden_layers": 1}
     with default_device_meta():
         result = train(
-            "harmonic_oscillator", dt=0.5, energy_max=0.5, layers=1, width=4, adam_steps=3, lbfgs_steps=1,
+            "harmonic_oscillator", dt=0.5, energy_max=0.5, width=4, adam_steps=3, lbfgs_steps=1, **depth,
             collocation=32, lbfgs_points=32, lbfgs_iterations=2, validation_points=32, progress=False,
             log_every=1, validate_every=2, horizon=1.0, energy_horizon=1.0, eval_samples=2,
             run_dir=tmp_path / learner,

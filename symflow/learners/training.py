@@ -380,7 +380,7 @@ def _last_metrics(run: RunDirectory) -> dict[str, Any]:
 
 def _time_draw(n: int, span: tuple[float, float], gen: torch.Generator) -> Tensor:
     lo, hi = span
-    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
+    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")  # host generator
 
 
 def _domain(cfg: FlowMapConfig, system: HamiltonianSystem) -> Domain:
@@ -424,7 +424,9 @@ def _train_unsupervised(
     if cfg.learner == "sympflow" and sys_.dim % 2:
         raise InvalidArgumentError("system", sys_.name, "a system with states [q, p] of even dimension")
     seed_everything(cfg.seed)
-    net = build_model(cfg.learner, cfg.model_args(sys_.dim), dtype=dtype).to(device)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        net = build_model(cfg.learner, cfg.model_args(sys_.dim), dtype=dtype)
+    net = net.to(device)
     config = {
         "learner": cfg.learner,
         "options": cfg.to_dict(),
@@ -630,7 +632,9 @@ def _train_supervised(
             val_pairs.gap.to(**to), val_pairs.start.to(**to), val_pairs.end.to(**to), val_pairs.trajectory
         )
     seed_everything(cfg.seed)
-    net = build_model(cfg.learner, cfg.model_args(data.dim), dtype=dtype).to(device)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        net = build_model(cfg.learner, cfg.model_args(data.dim), dtype=dtype)
+    net = net.to(device)
     config = {
         "learner": cfg.learner,
         "options": cfg.to_dict(),
@@ -774,7 +778,9 @@ def _train_ivp(
             "x0", list(cfg.x0 or ()), f"one state of {sys_.dim} numbers for {sys_.name}"
         )
     seed_everything(cfg.seed)
-    net = build_model("pinn_ivp", cfg.model_args(sys_.dim), dtype=dtype).to(device)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        net = build_model("pinn_ivp", cfg.model_args(sys_.dim), dtype=dtype)
+    net = net.to(device)
     config = {
         "learner": "pinn_ivp",
         "options": cfg.to_dict(),
