@@ -160,3 +160,24 @@ def test_the_cnf_creates_nothing_off_the_cpu():
             x = cnf.sample(8, generator=torch.Generator(device="cpu").manual_seed(1), device="cpu")
         _on_cpu(logp, x)
         assert math.isfinite(fit.history[-1]["loss"])
+
+
+class _Reduced(Exception):
+    pass
+
+
+def test_the_validation_mean_is_reduced_on_the_rank_device(monkeypatch):
+    """NCCL reduces device tensors only: the buffer all_mean hands to all_reduce must live on the rank's
+    device (``meta`` stands in for a GPU; the fake all_reduce records the device and stops there)."""
+    import symflow.discovery.distributed as D
+
+    seen = []
+
+    def all_reduce(t, *args, **kwargs):
+        seen.append(t.device)
+        raise _Reduced
+
+    monkeypatch.setattr(D.dist, "all_reduce", all_reduce)
+    with pytest.raises(_Reduced):
+        D.all_mean(1.5, D.DistInfo(rank=0, world_size=2, device=torch.device("meta")))
+    assert seen == [torch.device("meta")]
