@@ -31,6 +31,8 @@ from symflow.integrators import solve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from sync_counter import count_host_syncs
 
+from benchmarks.harness import write_result
+
 SYNC_OPS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::unique_consecutive")
 RESULTS = Path(__file__).resolve().parent / "results" / "loop_probe.json"
 
@@ -116,18 +118,18 @@ def main() -> None:
     rows = probe(args.label)
     old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
     old = [r for r in old if r["label"] != args.label]
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "description": (
-                    "Host syncs and ATen ops (≈ kernel launches on a GPU) per loop iteration, counted on "
-                    "the CPU; adaptive rows per attempt (iterations = largest per-sample attempt count), "
-                    "gl4 per step. 1 thread."
-                ),
-                "rows": old + rows,
-            },
-            indent=1,
-        )
+    write_result(
+        "loop_probe",
+        {
+            "description": (
+                "Host syncs (torch.Tensor entry points, tests/sync_counter.py) and dispatched ATen ops "
+                "(≈ kernel launches on a GPU) per loop iteration, counted on the CPU; adaptive rows per "
+                "attempt (iterations = largest per-sample attempt count), gl4 per step. 'device syncs "
+                "(dispatch)' counts value reads and data-dependent shapes (nonzero) seen by the dispatcher "
+                "(tolist is not among them). 1 thread."
+            ),
+            "rows": old + rows,
+        },
     )
 
 
