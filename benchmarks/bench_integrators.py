@@ -13,8 +13,13 @@
 3. Gauss–Legendre 4 on the harmonic oscillator: cost per step against B (linear?) and the energy
    error over 10⁵ steps at B = 1024.
 
+4. The eager adaptive row (issue 19): 1024 Hénon–Heiles orbits, half at E = 1/12 and half at E = 1/7,
+   T = 50, rtol 1e-8 (atol = rtol·1e-2), 51 outputs, symflow *eager* ``dopri5`` vs torchdiffeq and
+   torchode, at the same rtol and at equal error (symflow's eager tolerance sweep interpolated at the
+   peers' errors); written to ``results/integrators_eager.json`` (``--only eager``).
+
 Compile times are reported separately (paid once per field and method). Run:
-``python -m benchmarks.bench_integrators [--quick] [--threads N]``.
+``python -m benchmarks.bench_integrators [--quick] [--threads N] [--only eager]``.
 """
 
 from __future__ import annotations
@@ -167,6 +172,60 @@ def adaptive(b, t_end, tolerances, repeat) -> list[dict]:
     return rows
 
 
+def eager_row(b: int = 1024, t_end: float = 50.0, rtol: float = 1e-8, repeat: int = 5) -> list[dict]:
+    """Eager dopri5 on a two-energy Hénon–Heiles batch vs the peers (same rtol and equal error)."""
+    import torchdiffeq
+    import torchode as to
+
+    hh = S.get_system("henon_heiles")
+    f = S.vector_field(hh)
+    y0 = torch.cat([hh.sample(b // 2, seed=0, energy=1 / 12), hh.sample(b - b // 2, seed=1, energy=1 / 7)])
+    ts = torch.linspace(0.0, t_end, 51, dtype=torch.float64)
+    reference = solve(f, y0, ts, "dopri5", rtol=1e-13, atol=1e-15, max_steps=10**6).ys
+
+    def err(ys):
+        return float((ys - reference).abs().max())
+
+    atol = rtol * 1e-2
+    term = to.ODETerm(f)
+    tor = to.AutoDiffAdjoint(to.Dopri5(term=term), to.IntegralController(atol=atol, rtol=rtol, term=term))
+    problem = to.InitialValueProblem(y0=y0, t_eval=ts.expand(b, -1))
+    sweep = [rtol * m for m in (1.0, 2.0, 4.0, 8.0)]
+    cases = {f"symflow {r:g}": (lambda r=r: solve(f, y0, ts, "dopri5", rtol=r, atol=r * 1e-2)) for r in sweep}
+    cases["torchdiffeq"] = lambda: torchdiffeq.odeint(f, y0, ts, method="dopri5", rtol=rtol, atol=atol)
+    cases["torchode"] = lambda: tor.solve(problem)
+    res = interleaved(cases, repeat=repeat, warmup=1)
+    curve = []
+    for r in sweep:
+        sol = solve(f, y0, ts, "dopri5", rtol=r, atol=r * 1e-2)
+        curve.append((err(sol.ys), res[f"symflow {r:g}"]["median"], float(sol.stats["steps"].max())))
+    tdq_err = err(torchdiffeq.odeint(f, y0, ts, method="dopri5", rtol=rtol, atol=atol).transpose(0, 1))
+    tor_err = err(tor.solve(problem).ys)
+    ours = res[f"symflow {rtol:g}"]["median"]
+    row = {
+        "case": f"dopri5 eager B={b} E=1/12,1/7 T={t_end:g} rtol={rtol:g}",
+        "symflow eager ms (same rtol)": 1e3 * ours,
+        "torchdiffeq ms": 1e3 * res["torchdiffeq"]["median"],
+        "torchode ms": 1e3 * res["torchode"]["median"],
+        "err symflow (same rtol)": curve[0][0],
+        "err torchdiffeq": tdq_err,
+        "err torchode": tor_err,
+        "ratio torchdiffeq (same rtol)": res["torchdiffeq"]["median"] / ours,
+        "ratio torchode (same rtol)": res["torchode"]["median"] / ours,
+        "attempts symflow (same rtol)": curve[0][2],
+    }
+    for name, e in (("torchdiffeq", tdq_err), ("torchode", tor_err)):
+        try:
+            t_eq, _ = _at_error(curve, e)
+            row[f"symflow eager ms @ {name} error"] = 1e3 * t_eq
+            row[f"ratio {name} (equal error)"] = res[name]["median"] / t_eq
+        except RuntimeError as exc:  # the peer's error is outside our sweep
+            row[f"ratio {name} (equal error)"] = None
+            print(exc, flush=True)
+    print(row, flush=True)
+    return [row]
+
+
 def gauss_legendre(batches, n_steps, long_steps, repeat) -> list[dict]:
     osc = S.get_system("harmonic_oscillator")
     f = S.vector_field(osc)
@@ -203,10 +262,25 @@ def gauss_legendre(batches, n_steps, long_steps, repeat) -> list[dict]:
     return rows
 
 
-def main(quick: bool = False, threads: int | None = None) -> None:
+def main(quick: bool = False, threads: int | None = None, only: str | None = None) -> None:
     torch.set_default_dtype(torch.float64)
     if threads:
         torch.set_num_threads(threads)
+    if only == "eager":
+        rows = eager_row(64, 5.0, 1e-6, 1) if quick else eager_row()
+        write_result(
+            "integrators_eager",
+            {
+                "description": (
+                    "Eager adaptive dopri5 (no compile) vs torchdiffeq and torchode, interleaved in one "
+                    f"process, {torch.get_num_threads()} thread(s), float64. Ratios are peer time / symflow "
+                    "time; equal error = symflow's eager time interpolated (log-log) at the peer's max error "
+                    "over the batch and outputs, against symflow dopri5 at rtol 1e-13."
+                ),
+                "rows": rows,
+            },
+        )
+        return
     if quick:
         fixed_step([1, 64], 200, 2)
         adaptive(32, 10.0, [1e-6], 2)
@@ -231,5 +305,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--only", choices=["eager"], default=None, help="run one part only")
     args = ap.parse_args()
-    main(args.quick, args.threads)
+    main(args.quick, args.threads, args.only)

@@ -80,24 +80,34 @@ def initial_step(
 def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: float, tiny: float):
     """One attempted step for every sample, as a pure function of the solver state.
 
-    ``advance(state, ts, idx, t_end, t_obs) -> (state', aux)`` with ``state = (t, y, f0, h, err1,
+    ``advance(state, ts, idx, t_end, window) -> (state', aux)`` with ``state = (t, y, f0, h, err1,
     err2, active, status, steps, accepted, rejected, nfev, comp)`` (``comp``: the Kahan
-    compensation) and ``t_obs`` each sample's next output
-    time; ``aux = (h_try, ks, accept, t_new, y_new, f_new, need)`` where ``need`` flags samples with
-    an output inside the accepted step. Everything that is tensor arithmetic lives
-    here (stages, error norm, accept/reject, controller, commit, counters, termination) so that
-    ``torch.compile`` can fuse a whole attempt into a few kernels; the Python loop around it only
-    handles outputs, events and the stopping test.
+    compensation; ``rejected`` and ``nfev`` are left as they are: the driver derives them from
+    ``steps`` and ``accepted`` at the end, ``nfev`` holding the evaluations made outside attempts),
+    ``ts`` the (increasing, contiguous) output grid, ``idx`` each sample's next output and ``window``
+    (0-d) how many outputs the driver writes per sample and step. ``aux = (h_try, ks,
+    accept, t_new, y_new, f_new, count, go, wanted)``: ``count`` is the number of outputs inside each
+    accepted step, ``go`` the samples whose attempt counted, ``wanted`` the outputs each accepted step
+    would have held before pausing.
+
+    A sample whose accepted step would hold more than ``window`` outputs is *paused*: its attempt is
+    dropped as if it had not been made (no counter moves, its state and step size stay), and it makes
+    the same attempt again once the driver has widened the window. Its result is therefore bitwise
+    the same whatever the window and whatever the other samples in the batch.
+
+    Everything that is tensor arithmetic lives here (stages, error norm, accept/reject, controller,
+    commit, counters, termination) so that ``torch.compile`` can fuse a whole attempt into a few
+    kernels, and nothing here reads a value back to the host.
     """
-    stage_evals = rk.stages - 1 if rk.fsal else rk.stages
-    per_attempt = stage_evals + (0 if rk.fsal else 1)
     controller = opts.controller
     norm = opts.norm or _rms_norm
     n_fail = Status.DT_MIN
     n_nonfinite = Status.NONFINITE
-    n_maxed = Status.MAX_STEPS
+    n_maxed = int(Status.MAX_STEPS)
+    inf = float("inf")
+    uses_err2 = controller.dcoeff != 0  # ε_{n−2} enters only through the D term
 
-    def advance(state, ts, idx, t_end, t_obs):
+    def advance(state, ts, idx, t_end, window):
         t, y, f0, h, err1, err2, active, status, steps, accepted, rejected, nfev, comp = state
         if opts.hit_obs:
             target = ts.gather(1, idx.clamp(max=ts.shape[1] - 1).unsqueeze(1)).squeeze(1)
@@ -105,7 +115,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
             target = t_end
         # Land exactly on the target when the proposed step reaches (or nearly reaches) it.
         lands = t + 1.01 * h >= target
-        h_try = torch.where(active, torch.where(lands, target - t, h), torch.zeros_like(h))
+        h_try = torch.where(active, torch.where(lands, target - t, h), 0.0)
         ks = rk.stage_values(f, t, y, h_try, k1=f0)
         if opts.compensated:  # carry the low-order bits that y + δ drops into the next step
             d = rk.increment(h_try, ks) + comp
@@ -118,15 +128,23 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         # Step-size control is not differentiated (accept/reject and the next step are discrete
         # choices): discrete backprop through an adaptive solve treats the steps as constants.
         en = rk.error_norm(h_try, ks, scale, norm).detach()
-        finite = torch.isfinite(en) & torch.isfinite(y_new).all(-1) & torch.isfinite(f_new).all(-1)
-        en = torch.where(finite, en, torch.full_like(en, float("inf")))
+        # Finite error, state and slope: x - x is 0 for a finite x and NaN for ±inf or NaN, so the sum is
+        # below +inf exactly when all of them are finite (fewer kernels than isfinite(...).all(-1)).
+        finite = (en + ((y_new - y_new) + (f_new - f_new)).sum(-1).detach()) < inf
+        en = torch.where(finite, en, inf)
         accept = active & (en <= 1.0)
         t_new = torch.where(lands, target, t + h_try)
+        # Outputs inside the step: ts[b, j] <= t_new for j >= idx (rows are sorted, the earlier ones were
+        # filled by earlier steps, and t_new >= t). More than the window can take pauses the sample.
+        wanted = (torch.searchsorted(ts, t_new.detach().unsqueeze(1), right=True).squeeze(1) - idx) * accept
+        keep_on = wanted <= window
+        go = active & keep_on
+        accept = accept & keep_on
+        count = wanted * keep_on
 
-        steps = steps + active
+        # Counters: attempts and acceptances (rejections and evaluations follow from them at the end).
+        steps = steps + go
         accepted = accepted + accept
-        rejected = rejected + (active & ~accept)
-        nfev = nfev + per_attempt * active
 
         acc_col = accept.unsqueeze(-1)
         y_c = torch.where(acc_col, y_new, y)
@@ -138,43 +156,69 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         en_c = en.clamp(min=1e-10)
         h_next = h_try * controller.factor(en_c, err1, err2, accept, k_err)
         # A step cut short to land on a time says little about the next one: keep the old proposal.
-        h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next).clamp(max=opts.dt_max).detach()
-        err2 = torch.where(accept, err1, err2)
+        h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next)
+        if opts.dt_max < inf:
+            h_next = h_next.clamp(max=opts.dt_max)
+        h_next = h_next.detach()
+        if uses_err2:
+            err2 = torch.where(accept, err1, err2)
         err1 = torch.where(accept, en_c, err1)
 
         done = accept & (t_c >= t_end)
         floor = (16 * eps * torch.maximum(t_c.abs(), t_end.abs())).clamp(min=max(opts.dt_min, tiny))
-        underflow = active & ~accept & (h_next < floor)
+        underflow = go & ~accept & (h_next < floor)
         fail = torch.where(finite, torch.full_like(status, n_fail), torch.full_like(status, n_nonfinite))
         status = torch.where(underflow, fail, status)
-        maxed = active & ~done & ~underflow & (steps >= opts.max_steps)
-        status = torch.where(maxed, torch.full_like(status, n_maxed), status)
-        still = active & ~done & ~underflow & ~maxed
-        h = torch.where(still, h_next, h)
+        stop = done | underflow
+        maxed = go & ~stop & (steps >= opts.max_steps)
+        status = torch.where(maxed, n_maxed, status)
+        still = active & ~(stop | maxed)
+        h = torch.where(still & go, h_next, h)
         new_state = (t_c, y_c, f0_c, h, err1, err2, still, status, steps, accepted, rejected, nfev, comp)
-        need = accept & (t_obs <= t_new)
-        aux = (h_try, torch.stack(ks), accept, t_new, y_new, f_new, need)
+        aux = (h_try, ks, accept, t_new, y_new, f_new, count, go, wanted)
         return new_state, aux
 
     return advance
 
 
+#: How many attempts the adaptive loop makes between two looks at "is any sample still active?" (its only
+#: host sync when no events or step callbacks are given). Finished samples are masked, so the at most
+#: ``CHECK_EVERY - 1`` attempts made after the last sample finished change nothing but cost time.
+CHECK_EVERY = 8
+
+
 def integrate_adaptive(
-    problem: Problem, rk: ExplicitRK, opts: AdaptiveOptions, *, compile: bool = False
+    problem: Problem,
+    rk: ExplicitRK,
+    opts: AdaptiveOptions,
+    *,
+    compile: bool | str = False,
+    check_every: int | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Tensor], EventRecord | None]:
+    """The adaptive loop: attempts for every sample at once until every sample has stopped.
+
+    The loop reads one value back from the device every ``check_every`` attempts (default
+    :data:`CHECK_EVERY`): whether any sample is still active, and the most outputs a step needed. It
+    reads nothing in between: outputs are written with one masked update per attempt (a window of
+    ``m`` outputs per sample and step, widened at those checks when a step needed more; see
+    :func:`make_advance` for why that leaves results unchanged), and failures are statuses inside the
+    state. Events and step callbacks call back to the host by
+    nature; with them the loop checks after every attempt.
+    """
     f, y, ts = problem.f, problem.y0, problem.ts
     b, n_obs = ts.shape
     dev, dt = y.device, y.dtype
-    ys = y.new_zeros(b, n_obs, y.shape[-1])
-    ys[:, 0] = y
     zeros = torch.zeros(b, dtype=torch.int64, device=dev)
     status = torch.zeros(b, dtype=torch.int8, device=dev)
     if n_obs == 1:
+        ys = y.new_zeros(b, n_obs, y.shape[-1])
+        ys[:, 0] = y
         counters = {k: zeros.clone() for k in ("steps", "accepted", "rejected", "nfev", "newton_iters")}
         return ys, status, counters, EventTracker(opts.events, ts[:, 0], y).record(b) if opts.events else None
 
     t = ts[:, 0].clone()
     t_end = ts[:, -1].contiguous()
+    grid = ts.detach().contiguous()  # for searchsorted
     idx = torch.ones(b, dtype=torch.long, device=dev)  # next observation to fill
     f0 = f(rk.stage_time(t, 0, t_end - t), y)
     nfev = zeros + 1
@@ -192,55 +236,49 @@ def integrate_adaptive(
     state = (t, y, f0, h, ones, ones.clone(), ~bad0, status, zeros, zeros.clone(), zeros.clone(), nfev, comp)
     k_err = rk.tableau.error_exponent_order
     advance = make_advance(f, rk, opts, k_err, torch.finfo(dt).eps, torch.finfo(dt).tiny)
-    if compile:
+    if compile == "reduce-overhead":
+        from .compiled import compiled_advance_graphs
+
+        advance = compiled_advance_graphs(advance, getattr(f, "wrapped", f), rk, opts)
+    elif compile:
         from .compiled import compiled_advance
 
         advance = compiled_advance(advance, getattr(f, "wrapped", f), rk, opts)
     tracker = EventTracker(opts.events, t, y) if opts.events else None
-    dense = rk.tableau.dense is not None
-    extra = rk.n_extra if dense else 0
-
-    # Each sample's next output time (+inf once all are filled, so it never asks for more).
-    t_obs = ts[:, 1].clone()
-    inf = torch.full_like(t_obs, float("inf"))
     callbacks = opts.callbacks
-    while bool(state[6].any()):
-        t_old, y_old, f_old, active = state[0], state[1], state[2], state[6]
-        state, aux = advance(state, ts, idx, t_end, t_obs)
-        h_try, ks, accept, t_new, y_new, f_new, need = aux
+    check_every = CHECK_EVERY if check_every is None else check_every
+    if tracker is not None or callbacks is not None:
+        check_every = 1  # they sync anyway, and must not see attempts made after the end
+    writer = _OutputWriter(f, rk, ts, y, n_obs)
+    window = 1
+    window_t = torch.tensor(window, device=dev)
+    need_max = torch.zeros((), dtype=torch.long, device=dev)
+    attempt = 0
+    while True:
+        if attempt % check_every == 0:
+            state = writer.flush(state)
+            # The loop's one host sync: is anything still active, and did a step need a wider window?
+            alive, need = torch.stack([state[6].any().long(), need_max]).tolist()
+            if need > window:
+                window = min(max(need, 2 * window), n_obs - 1)
+                window_t = torch.tensor(window, device=dev)
+            if not alive:
+                break
+        attempt += 1
+        t_old, y_old, f_old = state[0], state[1], state[2]
+        state, aux = advance(state, grid, idx, t_end, window_t)
+        h_try, ks, accept, t_new, y_new, f_new, count, go, wanted = aux
+        if window < n_obs - 1:
+            need_max = torch.maximum(need_max, wanted.max())
+        if opts.dense is not None or tracker is not None:
+            ks = torch.stack(ks)  # (s, B, D)
         if opts.dense is not None:
             opts.dense.adaptive(t_old, h_try, y_old, ks, accept, y_new, f_old, f_new)
         if callbacks is not None:
             callbacks.attempted(t_old, y_old, h_try)
-            callbacks.decided(t_old, y_old, h_try, accept, active)
-        # Outputs that fall inside the accepted step come from its dense output, evaluated only for the
-        # rows that have one (a few per step in a large batch). Interpolation-only stages (DOP853,
-        # Verner) are evaluated once per step for those rows.
-        if bool(need.any()):
-            first = need.nonzero().squeeze(1)  # every row with an output in this step
-            where_in = torch.full((b,), -1, dtype=torch.long, device=dev)
-            where_in[first] = torch.arange(first.shape[0], device=dev)
-            if dense:
-                ks_out = rk.dense_stages(f, t_old[first], y_old[first], h_try[first], ks[:, first])
-                if extra:
-                    nfev = state[11].index_add(0, first, torch.full_like(first, extra))
-                    state = (*state[:11], nfev, *state[12:])
-            rows_n = first
-            while rows_n.shape[0]:
-                slot = idx[rows_n]
-                t_now, t_start, h_now = t_obs[rows_n], t_old[rows_n], h_try[rows_n]
-                theta = ((t_now - t_start) / h_now).clamp(0.0, 1.0)  # h > 0: the step was accepted
-                if dense:
-                    val = rk.interpolate(y_old[rows_n], h_now, ks_out[:, where_in[rows_n]], theta)
-                else:
-                    val = hermite(y_old[rows_n], y_new[rows_n], f_old[rows_n], f_new[rows_n], h_now, theta)
-                end = y_new[rows_n]
-                ys[rows_n, slot] = torch.where((t_now == t_new[rows_n]).unsqueeze(-1), end, val)
-                idx = idx.index_add(0, rows_n, torch.ones_like(rows_n))
-                nxt = idx[rows_n]
-                t_next = ts[rows_n, nxt.clamp(max=n_obs - 1)]
-                t_obs = t_obs.index_put((rows_n,), torch.where(nxt < n_obs, t_next, inf[rows_n]))
-                rows_n = rows_n[t_obs[rows_n] <= t_new[rows_n]]
+            callbacks.decided(t_old, y_old, h_try, accept, go)
+        writer.record(t_old, h_try, y_old, ks, y_new, f_old, f_new, t_new, idx, count, window)
+        idx = idx + count
 
         if tracker is not None:
             stage_cache: dict[int, Tensor] = {}
@@ -257,7 +295,7 @@ def integrate_adaptive(
                 t_old=t_old,
                 stage_cache=stage_cache,
             ):
-                if dense:
+                if writer.dense:
                     if id(r) not in stage_cache:  # the rows of one located crossing: stages computed once
                         stage_cache.clear()
                         stage_cache[id(r)] = rk.dense_stages(f, t_old[r], y_old[r], h_try[r], ks[:, r])
@@ -271,9 +309,123 @@ def integrate_adaptive(
             tracker.step(t_old, h_try, y_new, accept, interp, exact if opts.polish_events else None)
 
     status = state[7]
-    counters = dict(zip(("steps", "accepted", "rejected", "nfev"), state[8:12]))
+    steps, accepted = state[8], state[9]
+    stage_evals = rk.stages - 1 if rk.fsal else rk.stages
+    per_attempt = stage_evals + (0 if rk.fsal else 1)
+    counters = {
+        "steps": steps,
+        "accepted": accepted,
+        "rejected": steps - accepted,
+        "nfev": state[11] + per_attempt * steps,  # start-up evaluations and interpolation stages + attempts
+    }
     counters["newton_iters"] = zeros
+    ys = writer.ys[:, :n_obs]
     # Unfilled outputs of failed samples are NaN, never stale zeros that look like data.
     filled = torch.arange(n_obs, device=dev).unsqueeze(0) < idx.unsqueeze(1)
     ys = torch.where(filled.unsqueeze(-1), ys, torch.full_like(ys, float("nan")))
     return ys, status, counters, tracker.record(b) if tracker is not None else None
+
+
+class _OutputWriter:
+    """Writes the outputs that fall inside the accepted steps, without a host sync and in batches.
+
+    :meth:`record` keeps what an attempt's dense output needs (no work); :meth:`flush` (called by the
+    loop at its checks, every ``check_every`` attempts) evaluates the dense output at a window of ``m``
+    output slots per sample and kept attempt (``idx``, ``idx + 1``, …) in one batched evaluation, and
+    copies the values of the slots that lie inside the sample's accepted step into ``ys``; the other
+    slots go to scratch columns past the last output (one per slot and attempt, so no two writes hit
+    the same place). So the cost of outputs is paid once per check, not once per attempt. ``ys`` grows
+    scratch columns when the window widens. Values come from elementwise arithmetic only, so a sample's
+    outputs do not depend on the other samples, nor on how attempts are grouped.
+    """
+
+    def __init__(self, f, rk: ExplicitRK, ts: Tensor, y0: Tensor, n_obs: int) -> None:
+        self.f, self.rk, self.ts, self.n_obs = f, rk, ts, n_obs
+        self.dense = rk.tableau.dense is not None
+        self.extra = rk.n_extra if self.dense else 0
+        b, d = y0.shape
+        self.ys = y0.new_zeros(b, n_obs + 1, d)
+        self.ys[:, 0] = y0
+        self.ts_flat = ts.reshape(-1)  # (B · n_obs,), differentiable in ts
+        self._pending: list[tuple] = []
+        self._window = 1
+        self._consts: dict[tuple[int, int], tuple[Tensor, Tensor, Tensor]] = {}
+
+    def record(self, t_old, h_try, y_old, ks, y_new, f_old, f_new, t_new, idx, count, window: int) -> None:
+        if self._pending and window != self._window:
+            raise AssertionError("the output window changed between two flushes")  # the loop flushes first
+        self._window = window
+        self._pending.append((t_old, h_try, y_old, list(ks), y_new, f_old, f_new, t_new, idx, count))
+
+    def flush(self, state: tuple) -> tuple:
+        """Write the recorded attempts' outputs; returns ``state`` with the interpolation-only stages'
+        evaluations added to its ``nfev``."""
+        if not self._pending:
+            return state
+        pending, self._pending = self._pending, []
+        window, n_obs = self._window, self.n_obs
+        b, d = pending[0][2].shape
+        k = len(pending)
+        cols = list(zip(*pending))
+        cat = (lambda xs: xs[0]) if k == 1 else torch.cat
+        t_old, h_try, y_old, y_new, f_old, f_new, t_new, idx, count = (
+            cat(cols[i]) for i in (0, 1, 2, 4, 5, 6, 7, 8, 9)
+        )
+        ys = self.ys
+        if ys.shape[1] < n_obs + k * window:  # scratch columns: one per slot and attempt
+            ys = self.ys = torch.cat([ys, ys.new_zeros(b, n_obs + k * window - ys.shape[1], d)], dim=1)
+        width = ys.shape[1]
+        m, scratch, base, t_base = self._constants(k * b, b, window, width, idx.device)
+        slot = idx.unsqueeze(1) + m  # (K·B, m)
+        valid = m < count.unsqueeze(1)
+        t_q = torch.take(self.ts_flat, t_base + slot.clamp(max=n_obs - 1))
+        h_safe = torch.where(h_try != 0, h_try, 1.0).unsqueeze(1)
+        theta = ((t_q - t_old.unsqueeze(1)) / h_safe).clamp(0.0, 1.0)  # (K·B, m)
+        rows = k * b
+        if self.dense:
+            stages = [cat(list(st)) for st in zip(*cols[3])]  # s × (K·B, D)
+            if self.extra:
+                # Interpolation-only stages (DOP853, Verner): evaluated for every kept row (no sync to pick
+                # the rows), counted for the rows that use them.
+                stages = self.rk.dense_stages(self.f, t_old, y_old, h_try, stages)
+                extra = (self.extra * (count > 0)).reshape(k, b).sum(0)
+                state = (*state[:11], state[11] + extra, *state[12:])
+            if window == 1:
+                val = self.rk.interpolate(y_old, h_try, stages, theta.squeeze(1)).unsqueeze(1)
+            else:
+                stacked = stages if isinstance(stages, Tensor) else torch.stack(stages)
+                rep = (rows, window, d)
+                val = self.rk.interpolate(
+                    y_old.unsqueeze(1).expand(rep).reshape(rows * window, d),
+                    h_try.unsqueeze(1).expand(rows, window).reshape(-1),
+                    stacked.unsqueeze(2)
+                    .expand(stacked.shape[0], *rep)
+                    .reshape(stacked.shape[0], rows * window, d),
+                    theta.reshape(-1),
+                ).reshape(rep)
+        else:
+            val = hermite(
+                y_old.unsqueeze(1),
+                y_new.unsqueeze(1),
+                f_old.unsqueeze(1),
+                f_new.unsqueeze(1),
+                h_try.unsqueeze(1),
+                theta,
+            )
+        val = torch.where((t_q == t_new.unsqueeze(1)).unsqueeze(-1), y_new.unsqueeze(1), val)
+        col = torch.where(valid, slot, scratch)
+        # One indexed copy of rows of the flattened (B · width, D) outputs (cheaper than scatter_). A slot
+        # is filled by one attempt only (idx moves past it), so the writes never collide.
+        ys.view(b * width, d).index_copy_(0, (base + col).reshape(-1), val.reshape(rows * window, d))
+        return state
+
+    def _constants(self, rows: int, b: int, window: int, width: int, device) -> tuple[Tensor, ...]:
+        """Slot offsets, scratch columns (one per slot and attempt, so no two writes collide) and the
+        row offsets into the flattened outputs and times, for ``rows = K·B`` kept rows."""
+        key = (rows, window, width)
+        if key not in self._consts:
+            m = torch.arange(window, device=device)
+            r = torch.arange(rows, device=device)
+            scratch = self.n_obs + (r // b).unsqueeze(1) * window + m
+            self._consts[key] = (m, scratch, (r % b).unsqueeze(1) * width, (r % b).unsqueeze(1) * self.n_obs)
+        return self._consts[key]

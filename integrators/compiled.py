@@ -76,3 +76,38 @@ def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool) -> 
 
 def _tol_key(v: Any) -> Any:
     return tuple(v.tolist()) if isinstance(v, torch.Tensor) else v
+
+
+def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
+    """The attempt function compiled with ``mode="reduce-overhead"`` (``compile="reduce-overhead"``).
+
+    On CUDA, Inductor records the fused kernels of one attempt as a CUDA graph and replays it: one
+    launch per attempt instead of one per kernel, which is what a launch-bound loop (small batches,
+    cheap fields) needs. A graph replays into the same output buffers, so every call marks a new step
+    (``torch.compiler.cudagraph_mark_step_begin``) and returns copies: the loop keeps the previous state
+    and the step's stages (dense output, events) after the next call. Shapes are static (a new batch
+    size records a new graph). On the CPU there are no graphs and this is ``compile=True`` plus the
+    copies.
+    """
+    key = (
+        "advance-graphs",
+        rk.tableau.name,
+        repr(opts.controller),
+        _tol_key(opts.rtol),
+        _tol_key(opts.atol),
+        opts.dt_min,
+        opts.dt_max,
+        opts.max_steps,
+        opts.hit_obs,
+        opts.norm,
+        opts.compensated,
+        rk.perturb,
+    )
+    fn = _cached(f, key, lambda: torch.compile(advance, mode="reduce-overhead", dynamic=False))
+
+    def run(*args: Any) -> Any:
+        torch.compiler.cudagraph_mark_step_begin()
+        out = fn(*args)
+        return torch.utils._pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
+
+    return run

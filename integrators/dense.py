@@ -62,16 +62,14 @@ class DenseRecorder:
         f_old: Tensor,
         f_new: Tensor,
     ) -> None:
-        """One attempt of the adaptive loop: keep the accepted rows (``ks``: stages ``(s, B, D)``)."""
-        rows = (accept & (h != 0)).nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return
+        """One attempt of the adaptive loop: keep it, with the mask of its accepted rows (``ks``: stages
+        ``(s, B, D)``). The rows are picked once in :meth:`finish`, not here: picking them now would read
+        the mask back to the host at every attempt."""
+        keep = accept & (h != 0)
         if self.rk is not None:
-            self._rows.append((rows, t_old[rows], h[rows], y_old[rows], ks[:, rows]))
+            self._rows.append((keep, t_old, h, y_old, ks))
         else:
-            self._rows.append(
-                (rows, t_old[rows], h[rows], y_old[rows], y_new[rows], f_old[rows], f_new[rows])
-            )
+            self._rows.append((keep, t_old, h, y_old, y_new, f_old, f_new))
 
     def fixed(self, t: Tensor, h: float | Tensor, y_new: Tensor, active: Tensor | None = None) -> None:
         """One fixed step of every sample from the previous state to ``y_new`` (``active``: which moved)."""
@@ -94,11 +92,15 @@ class DenseRecorder:
             rows, t0, h, y0, extra = self._from_fixed()
         elif self._rows:
             cols = list(zip(*self._rows))
-            rows, t0, h, y0 = (torch.cat(c) for c in cols[:4])
+            keep = torch.stack(cols[0]).reshape(-1)  # (attempts * B,), attempt-major
+            pick = keep.nonzero().squeeze(1)
+            rows = pick % cols[0][0].shape[0]
+            t0, h = (torch.cat(c)[pick] for c in cols[1:3])
+            y0 = torch.cat(cols[3])[pick]
             if self.rk is not None:
-                extra = (torch.cat(cols[4], dim=1),)
+                extra = (torch.cat(cols[4], dim=1)[:, pick],)
             else:
-                extra = tuple(torch.cat(c) for c in cols[4:])
+                extra = tuple(torch.cat(c)[pick] for c in cols[4:])
         else:
             rows = torch.zeros(0, dtype=torch.long, device=y_start.device)
             t0 = h = y_start.new_zeros(0)

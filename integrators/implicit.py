@@ -71,6 +71,10 @@ class ImplicitRK:
         # (batch, h key, lu, pivots, singular, stale) of the last factorisation; stale (B,) marks the
         # samples whose matrix must be refreshed before it is used again.
         self._cached: tuple | None = None
+        # Host-side knowledge from the last step's one sync: whether any cached matrix is stale, and how
+        # many Newton iterations the slowest sample needed (this step runs that many before looking).
+        self._stale_any = True
+        self._iter_hint = 2
 
     def _constants(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         key = (like.dtype, like.device)
@@ -145,11 +149,16 @@ class ImplicitRK:
         # Every decision below is made per sample (which matrix, whether to retry, whether to keep the
         # factorisation), so one sample's trouble never changes another's bits or iteration count.
         solve_fn, singular, fresh = self._newton_system(td, yd, hd, h, a, traced)
-        z, done, failed, used = self._newton(td, yd, hd, a, c, z0, solve_fn, singular | dead, tol, traced)
+        if traced:
+            z, done, failed, used = self._newton(td, yd, hd, a, c, z0, solve_fn, singular | dead, tol, True)
+            retry, todo_any = None, False
+        else:
+            z, done, failed, used, retry, todo_any = self._newton_checked(
+                td, yd, hd, a, c, z0, solve_fn, singular | dead, tol, dead, fresh
+            )
         iters = iters + used
-        retry = ~done & ~dead & ~fresh  # failed with a reused matrix: redo with a fresh Jacobian
         last = used
-        if not traced and bool(retry.any()):
+        if not traced and retry is not None:  # failed with a reused matrix: redo with a fresh Jacobian
             solve_fn, singular, _ = self._newton_system(td, yd, hd, h, a, traced, refresh=retry)
             z2, done2, failed2, used2 = self._newton(
                 td, yd, hd, a, c, z0, solve_fn, singular | ~retry, tol, traced
@@ -160,13 +169,16 @@ class ImplicitRK:
             failed = torch.where(retry, failed2, failed)
             iters = iters + used2
             last = torch.where(retry, used2, used)
-        if not traced and self._cached is not None:
-            # Keep a sample's factorisation for its next step only while it converges fast.
-            self._cached = (*self._cached[:5], (last // s > 5) | ~(done | dead))
+            stale = (last // s > 5) | ~(done | dead)
+            todo_any, self._stale_any = (
+                bool(v) for v in torch.stack([(~done & ~dead).any(), stale.any()]).tolist()
+            )
+            if self._cached is not None:
+                self._cached = (*self._cached[:5], stale)
 
         # Fixed-point fallback for samples Newton could not handle (singular matrix, divergence).
         todo = ~done & ~dead
-        if not traced and bool(todo.any()):
+        if not traced and todo_any:
             z = torch.where(failed[:, None, None], z0, z)
             prev = torch.full((b,), float("inf"), dtype=y.dtype, device=y.device)
             for _ in range(self.fixed_point_iter):
@@ -226,9 +238,13 @@ class ImplicitRK:
         if usable:
             lu, piv, singular, stale = cached[2], cached[3], cached[4], cached[5]
             fresh = stale if refresh is None else stale | refresh
+            # Whether any sample needs a new matrix is known on the host without a sync: from the last
+            # step's one sync (stale), or because the caller asks for a refresh of failed samples.
+            any_fresh = self._stale_any or refresh is not None
         else:
             fresh = ~none
-        if bool(fresh.any()):
+            any_fresh = True
+        if any_fresh:
             new_lu, new_piv, info = torch.linalg.lu_factor_ex(
                 self._blocks(self._jacobian(td, yd), hd, a, per_stage=False)
             )
@@ -242,21 +258,76 @@ class ImplicitRK:
         self._cached = (b, h_key, lu, piv, singular, stale) if self.reuse_jacobian else None
         return (lambda rhs: torch.linalg.lu_solve(lu, piv, rhs)), singular, fresh
 
-    def _newton(self, td, yd, hd, a, c, z0, solve_fn, singular, tol, traced):
-        """Simplified Newton on ``G(Z) = 0`` with per-sample masks.
+    def _newton_checked(self, td, yd, hd, a, c, z0, solve_fn, singular, tol, dead, fresh):
+        """Newton with one host sync in the common case.
 
-        Returns ``(Z, done, failed, evaluations per sample)``.
+        Runs as many iterations as the slowest sample needed last step without looking (samples that
+        have converged are masked: extra iterations change nothing but cost time), then reads back in
+        one sync whether any sample is still iterating, whether any must be retried with a fresh matrix
+        or needs the fixed-point fallback, whether any cached matrix is stale, and the most iterations
+        used. Only when samples are still iterating does it go on, looking after every iteration.
+        Returns ``(Z, done, failed, evals, retry or None, any fallback needed)``.
+        """
+        s = self.s
+        carry = self._newton(
+            td, yd, hd, a, c, z0, solve_fn, singular, tol, False, n_iter=self._iter_hint, state=True
+        )
+        z, done, failed, evals, prev, k = carry
+        while True:
+            live = ~done & ~failed
+            retry = ~done & ~dead & ~fresh
+            stale = (evals // s > 5) | ~(done | dead)
+            flags = torch.stack(
+                [live.any(), retry.any(), (~done & ~dead).any(), stale.any(), (evals // s).max()]
+            ).tolist()
+            live_any, retry_any, todo_any, stale_any, most = (int(v) for v in flags)
+            if not live_any or k >= self.max_iter:
+                break
+            carry = self._newton(
+                td,
+                yd,
+                hd,
+                a,
+                c,
+                z,
+                solve_fn,
+                singular,
+                tol,
+                False,
+                n_iter=1,
+                state=True,
+                resume=(done, failed, evals, prev, k),
+            )
+            z, done, failed, evals, prev, k = carry
+        self._iter_hint = max(1, min(self.max_iter, most))
+        self._stale_any = bool(stale_any)
+        if self._cached is not None:
+            # Keep a sample's factorisation for its next step only while it converges fast.
+            self._cached = (*self._cached[:5], stale)
+        return z, done, failed, evals, (retry if retry_any else None), bool(todo_any)
+
+    def _newton(
+        self, td, yd, hd, a, c, z0, solve_fn, singular, tol, traced, *, n_iter=None, state=False, resume=None
+    ):
+        """Simplified Newton on ``G(Z) = 0`` with per-sample masks, without host syncs.
+
+        Runs ``n_iter`` iterations (default ``max_iter``); samples that converged, stalled or diverged
+        stop moving. Returns ``(Z, done, failed, evaluations per sample)``, and with ``state=True``
+        also what ``resume`` takes to go on: ``(…, prev, iterations made)``.
         """
         b, s, d = z0.shape
         z = z0
-        done = torch.zeros(b, dtype=torch.bool, device=z0.device)
-        failed = singular.clone()
-        evals = torch.zeros(b, dtype=torch.int64, device=z0.device)
-        prev = torch.full((b,), float("inf"), dtype=z0.dtype, device=z0.device)
-        for _ in range(self.max_iter):
+        if resume is None:
+            done = torch.zeros(b, dtype=torch.bool, device=z0.device)
+            failed = singular.clone()
+            evals = torch.zeros(b, dtype=torch.int64, device=z0.device)
+            prev = torch.full((b,), float("inf"), dtype=z0.dtype, device=z0.device)
+            k = 0
+        else:
+            done, failed, evals, prev, k = resume
+        n = self.max_iter if n_iter is None else min(n_iter, self.max_iter - k)
+        for _ in range(n):
             live = ~done & ~failed
-            if not traced and not bool(live.any()):
-                break
             fz = self._stage_fields(td, yd, z, hd, c).detach()
             g = z - hd[:, None, None] * torch.matmul(a, fz)
             dz = -solve_fn(g.reshape(b, s * d, 1)).reshape(b, s, d)
@@ -269,4 +340,6 @@ class ImplicitRK:
             conv = live & ~bad & ((size <= tol) | ((size >= prev) & (size <= 1e3 * tol)))
             done = done | conv
             prev = torch.where(live, size, prev)
+        if state:
+            return z, done, failed, evals, prev, k + n
         return z, done, failed, evals

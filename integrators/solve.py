@@ -62,7 +62,7 @@ def solve(
     newton_tol: float | None = None,
     newton_max_iter: int = 12,
     throw: bool = True,
-    compile: bool = False,
+    compile: bool | str = False,
     adjoint: Any = False,
     dense_output: bool = False,
     norm: Callable[[Tensor], Tensor] | None = None,
@@ -103,6 +103,8 @@ def solve(
         compile: run the hot loop through ``torch.compile`` (see :mod:`.compiled`): one fused kernel
             per adaptive attempt, or per chunk of fixed steps. Worth it for long solves; the first
             call compiles (seconds to a minute). Not available for implicit methods.
+            ``compile="reduce-overhead"`` (adaptive forward solves): the attempt is also recorded as a
+            CUDA graph and replayed, one launch per attempt (see :func:`.compiled.compiled_advance_graphs`).
         norm: adaptive only; the error norm of a step, ``(B, D) -> (B,)`` applied to the scaled error
             ``err / (atol + rtol max(|y|, |ŷ|))`` (a step is accepted when it is ≤ 1). Default: RMS over
             the components of each sample.
@@ -131,6 +133,13 @@ def solve(
         raise UnknownNameError("solve option", name, list(_OPTIONS), [])  # pragma: no cover
     if dense_output not in (True, False):
         raise InvalidArgumentError("dense_output", dense_output, "True or False")
+    if not (compile is True or compile is False or compile == "reduce-overhead"):
+        raise InvalidArgumentError("compile", compile, "True, False or 'reduce-overhead'")
+    graphs = compile == "reduce-overhead"
+    if graphs and adjoint is not False and adjoint is not None:
+        raise CapabilityError(
+            "compile='reduce-overhead' applies to forward adaptive solves; use compile=True"
+        )
     if adjoint is not False and adjoint is not None:
         if dense_output:
             raise CapabilityError(
@@ -180,6 +189,11 @@ def solve(
         dt = positive_float("dt", dt)
     if spec.adaptive and adaptive is None and dt is not None:
         use_adaptive = False  # an embedded pair with a fixed dt runs fixed-step
+    if graphs and not use_adaptive:
+        raise CapabilityError(
+            f"compile='reduce-overhead' applies to adaptive solves (not {spec.name!r} with a fixed step); "
+            "use compile=True"
+        )
     _reject_inapplicable(
         spec,
         use_adaptive,
@@ -248,7 +262,10 @@ def solve(
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")
         ys, status, stats, record = integrate_adaptive(
-            problem, ExplicitRK(spec.tableau, perturb=bool(perturb)), opts, compile=bool(compile)
+            problem,
+            ExplicitRK(spec.tableau, perturb=bool(perturb)),
+            opts,
+            compile="reduce-overhead" if graphs else bool(compile),
         )
     else:
         if spec.family in ("explicit", "embedded"):

@@ -293,7 +293,8 @@ class HamiltonianSystem:
         if energy is not None and (isinstance(energy, bool) or not isinstance(energy, (int, float))):
             raise InvalidArgumentError("energy", energy, "a float or None")
         gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed or 0))
-        y = self.sampler(n, gen, None if energy is None else float(energy))
+        with torch.device("cpu"):  # samplers build their tensors on the host, whatever the default device
+            y = self.sampler(n, gen, None if energy is None else float(energy))
         return y.to(dtype=dtype, device=device)
 
     def flow(self, t: Tensor | float, y0: Tensor) -> Tensor:

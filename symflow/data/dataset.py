@@ -124,11 +124,12 @@ def collate_trajectories(items: Sequence[dict[str, Any]]) -> TrajectoryBatch:
     width = max(int(it["t"].shape[0]) for it in items)
     first = items[0]
     dim = int(first["y"].shape[-1])
-    ts = torch.full((b, width), math.nan, dtype=first["t"].dtype)
-    ys = torch.full((b, width, dim), math.nan, dtype=first["y"].dtype)
-    mask = torch.zeros(b, width, dtype=torch.bool)
-    length = torch.empty(b, dtype=torch.int64)
-    index = torch.empty(b, dtype=torch.int64)
+    host = first["t"].device  # batches are built where the items are (the host), not on the default device
+    ts = torch.full((b, width), math.nan, dtype=first["t"].dtype, device=host)
+    ys = torch.full((b, width, dim), math.nan, dtype=first["y"].dtype, device=host)
+    mask = torch.zeros(b, width, dtype=torch.bool, device=host)
+    length = torch.empty(b, dtype=torch.int64, device=host)
+    index = torch.empty(b, dtype=torch.int64, device=host)
     for r, it in enumerate(items):
         L = int(it["t"].shape[0])
         ts[r, :L] = it["t"]
@@ -166,7 +167,7 @@ def split_by_trajectory(
     n_val = round(val_fraction * n)
     if n >= 2 and 0 < val_fraction < 1:
         n_val = min(max(n_val, 1), n - 1)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).numpy()
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)), device="cpu").numpy()
     val = np.sort(idx[perm[:n_val]])
     train = np.sort(idx[perm[n_val:]])
     return train, val
@@ -244,9 +245,9 @@ class TrajectoryDataset(Dataset):
             in_memory = self.indices.size * self.n_times * self.dim * itemsize <= IN_MEMORY_BYTES
         self.in_memory = bool(in_memory)
         try:
-            self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+            self._epoch = torch.zeros((), dtype=torch.int64, device="cpu").share_memory_()
         except RuntimeError:  # pragma: no cover - no shared memory: persistent workers miss set_epoch
-            self._epoch = torch.zeros((), dtype=torch.int64)
+            self._epoch = torch.zeros((), dtype=torch.int64, device="cpu")
         self._file: TrajectoryFile | None = None
         self._pid: int | None = None
         self._memory: tuple[np.ndarray, np.ndarray] | None = None

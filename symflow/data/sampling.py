@@ -87,7 +87,12 @@ class ObservationTimes:
         return d
 
     def draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """``(times (n, T) float64 NaN-padded, length (n,) int64)`` for ``n`` trajectories."""
+        """``(times (n, T) float64 NaN-padded, length (n,) int64)`` for ``n`` trajectories (on the host,
+        with the host generator, whatever the default device)."""
+        with torch.device("cpu"):
+            return self._draw(n, generator)
+
+    def _draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         if self.kind == "regular":
             grid = torch.linspace(0.0, self.t_end, self.n_obs, dtype=F64)
             return grid.expand(n, -1).clone(), torch.full((n,), self.n_obs, dtype=torch.int64)

@@ -254,10 +254,12 @@ class _Batches:
         if epoch != self._epoch:
             self.sampler.set_epoch(epoch)
             self.ds.set_epoch(epoch)  # new random windows each epoch
-            self._order = list(self.sampler)
+            with torch.device("cpu"):  # the sampler draws with a host generator on the default device
+                self._order = list(self.sampler)
             self._epoch = epoch
         idx = self._order[pos * self.batch_size : (pos + 1) * self.batch_size]
-        return self.collate([self.ds[i] for i in idx])
+        with torch.device("cpu"):  # items are read and padded on the host, then moved by the caller
+            return self.collate([self.ds[i] for i in idx])
 
 
 def _datasets(cfg: NodeConfig):
@@ -341,7 +343,9 @@ def _train(cfg, out, info, *, resume, overwrite, progress, evaluate, stop_at):
     conditioned = param_ranges is not None
     true_system = _true_system(cfg, probe.attrs) if evaluate and info.is_main else None
     dim = probe.dim
-    model = build_node_model(cfg, dim, param_ranges).to(device=info.device, dtype=cfg.torch_dtype)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        model = build_node_model(cfg, dim, param_ranges)
+    model = model.to(device=info.device, dtype=cfg.torch_dtype)
     adjoint = AdjointOptions(seminorm=cfg.seminorm) if cfg.adjoint else False
     objective = TrajectoryObjective(
         model, method=cfg.method, rtol=cfg.rtol, atol=cfg.atol, dt=cfg.dt, adjoint=adjoint

@@ -63,8 +63,8 @@ class Box:
     """Uniform samples in ``[low, high]`` (per-component bounds)."""
 
     def __init__(self, low: Sequence[float] | Tensor, high: Sequence[float] | Tensor) -> None:
-        self.low = torch.as_tensor(low, dtype=F64).flatten()
-        self.high = torch.as_tensor(high, dtype=F64).flatten()
+        self.low = torch.as_tensor(low, dtype=F64, device="cpu").flatten()  # sampled on the host
+        self.high = torch.as_tensor(high, dtype=F64, device="cpu").flatten()
         if self.low.shape != self.high.shape or not (self.high > self.low).all():
             raise InvalidArgumentError("high", high, f"bounds of the same length, each above low={low}")
         if not (torch.isfinite(self.low).all() and torch.isfinite(self.high).all()):
@@ -72,7 +72,7 @@ class Box:
         self.dim = int(self.low.shape[0])
 
     def sample(self, n: int, generator: torch.Generator, *, dtype=F64, device=None) -> Tensor:
-        u = torch.rand(_count(n), self.dim, generator=generator, dtype=F64)
+        u = torch.rand(_count(n), self.dim, generator=generator, dtype=F64, device="cpu")
         return (self.low + (self.high - self.low) * u).to(dtype=dtype, device=device)
 
     def config(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def lipschitz_estimate(system: HamiltonianSystem, states: Tensor) -> Tensor:
     """``max ‖∂F/∂x‖₂`` over ``states (..., D)`` for ``F = J∇H`` (spectral norm, via ``jacrev``)."""
     field = vector_field(system)
     flat = states.detach().reshape(-1, states.shape[-1]).to(torch.float64)
-    zero = torch.zeros((), dtype=flat.dtype)
+    zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
     jac = vmap(jacrev(lambda y: field(zero, y)))(flat)
     return torch.linalg.matrix_norm(jac, ord=2).max()
 
@@ -75,9 +75,9 @@ def a_posteriori(
     """
     field = vector_field(system)
     span = model.dt
-    c, w = gauss_legendre(nodes)
-    grid = torch.linspace(0.0, span, dense, dtype=torch.float64)
-    dtype = next(model.parameters()).dtype
+    dtype, dev = next(model.parameters()).dtype, next(model.parameters()).device
+    c, w = (v.to(dev) for v in gauss_legendre(nodes))
+    grid = torch.linspace(0.0, span, dense, dtype=torch.float64, device=dev)
     if isinstance(model, IVPPINN):
         start = model.x0.detach()[None].to(torch.float64)
 
@@ -139,7 +139,7 @@ def rollout_error(
     model: FlowMap, system: HamiltonianSystem, x0: Tensor, horizon: float, *, points: int = 201
 ) -> dict[str, Any]:
     """Error of ``model.rollout`` against the reference on ``points`` times in ``[0, horizon]``."""
-    ts = torch.linspace(0.0, float(horizon), points, dtype=torch.float64)
+    ts = torch.linspace(0.0, float(horizon), points, dtype=torch.float64, device=x0.device)
     with torch.no_grad():
         pred = model.rollout(x0, ts.to(x0.dtype)).double()
     ref = reference_rollout(system, x0, ts)
@@ -172,7 +172,7 @@ def energy_error(
     """
     every = model.dt if every is None else float(every)
     steps = math.floor(horizon / every + 1e-9)
-    ts = torch.arange(steps + 1, dtype=torch.float64) * every
+    ts = torch.arange(steps + 1, dtype=torch.float64, device=x0.device) * every
     with torch.no_grad():
         traj = model.rollout(x0, ts.to(x0.dtype)).double()
     h = system.energy(traj)

@@ -86,7 +86,10 @@ def gauss_legendre(nodes: int, dtype: torch.dtype = torch.float64) -> tuple[Tens
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
         raise InvalidArgumentError("nodes", nodes, "a positive integer")
     x, w = np.polynomial.legendre.leggauss(nodes)
-    return torch.as_tensor((x + 1) / 2, dtype=dtype), torch.as_tensor(w / 2, dtype=dtype)
+    return (  # host constants (callers move them)
+        torch.as_tensor((x + 1) / 2, dtype=dtype, device="cpu"),
+        torch.as_tensor(w / 2, dtype=dtype, device="cpu"),
+    )
 
 
 def time_averaged_hamiltonian(model: SympFlow, y: Tensor, *, nodes: int = 8) -> Tensor:

@@ -393,7 +393,7 @@ def _last_metrics(run: RunDirectory) -> dict[str, Any]:
 
 def _time_draw(n: int, span: tuple[float, float], gen: torch.Generator) -> Tensor:
     lo, hi = span
-    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
+    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")  # host generator
 
 
 def _domain(cfg: FlowMapConfig, system: HamiltonianSystem) -> Domain:
@@ -478,7 +478,9 @@ def _train_unsupervised(
     args = cfg.model_args(sys_.dim)
     if family is not None:
         args["param_ranges"] = {k: list(v) for k, v in family.ranges.items()}
-    net = build_model(cfg.learner, args, dtype=dtype).to(device)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        net = build_model(cfg.learner, args, dtype=dtype)
+    net = net.to(device)
     config = {
         "learner": cfg.learner,
         "options": cfg.to_dict(),
@@ -747,7 +749,9 @@ def _train_supervised(
     args = cfg.model_args(data.dim)
     if param_ranges is not None:
         args["param_ranges"] = param_ranges
-    net = build_model(cfg.learner, args, dtype=dtype).to(device)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        net = build_model(cfg.learner, args, dtype=dtype)
+    net = net.to(device)
     mu_train = None if param_ranges is None else train_d.params.to(**to)
     mu_val = None if param_ranges is None or not val_d.n else val_d.params.to(**to)
     config = {
@@ -907,7 +911,9 @@ def _train_ivp(
             "x0", list(cfg.x0 or ()), f"one state of {sys_.dim} numbers for {sys_.name}"
         )
     seed_everything(cfg.seed)
-    net = build_model("pinn_ivp", cfg.model_args(sys_.dim), dtype=dtype).to(device)
+    with torch.device("cpu"):  # initialised on the host: the same weights for a seed whatever the device
+        net = build_model("pinn_ivp", cfg.model_args(sys_.dim), dtype=dtype)
+    net = net.to(device)
     config = {
         "learner": "pinn_ivp",
         "options": cfg.to_dict(),

@@ -123,7 +123,7 @@ def rng_state() -> dict[str, Any]:
         },
         "python": {
             "version": version,
-            "internal": torch.tensor(internal, dtype=torch.int64),
+            "internal": torch.tensor(internal, dtype=torch.int64, device="cpu"),  # not the default device
             "gauss_next": gauss_next,
         },
     }
