@@ -361,20 +361,16 @@ def _training_data(config: dict[str, Any], run_dir: Path) -> dict[str, Any] | No
     if isinstance(data, str):  # neural ODE runs: the trajectory file
         return {"source": "file", "path": data, "file_sha256": _file_sha256(Path(data))}
     cli = config.get("cli") or {}
-    if "data" in cli:  # CNF: a generated (toy or file) data set
-        out = {
-            "source": "generated",
-            "name": cli["data"],
-            "params": cli.get("data_params"),
-            "seed": cli.get("seed"),
-        }
-        if cli.get("data_file"):
-            out = {
+    if "data" in cli:  # CNF: a toy data set (generated from a seed) or the states of a file
+        params = cli.get("data_params") or {}
+        if isinstance(params, dict) and params.get("points_sha256"):
+            return {
                 "source": "file",
-                "path": cli["data_file"],
-                "file_sha256": _file_sha256(Path(cli["data_file"])),
+                "path": params.get("path"),
+                "points_sha256": params["points_sha256"],
+                "file_sha256": _file_sha256(Path(params["path"])) if params.get("path") else None,
             }
-        return out
+        return {"source": "generated", "name": cli["data"], "params": params, "seed": cli.get("seed")}
     return None  # trained from a system's equations, no data
 
 
