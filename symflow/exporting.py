@@ -412,6 +412,7 @@ def load_cnf(run_dir: str | Path, *, map_location: str | torch.device = "cpu") -
         int(flow["dim"]),
         trace=flow.get("trace", "exact"),
         probe=flow.get("probe", "gaussian"),
+        probes=flow.get("probes", 1),
         t1=flow.get("t1", 1.0),
         method=flow.get("method", "dopri5"),
         rtol=flow.get("rtol", 1e-5),

@@ -74,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=("mle", "flow_matching"), default="mle")
     p.add_argument("--trace", choices=("exact", "hutchinson"), default="exact", help="divergence estimator")
     p.add_argument("--probe", choices=("gaussian", "rademacher"), default="gaussian", help="Hutchinson probe")
+    p.add_argument(
+        "--probes",
+        type=int,
+        default=1,
+        help="Hutchinson probes per sample, averaged (variance / K; default 1)",
+    )
     p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument(
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         objective=args.objective,
         trace=args.trace,
         probe=args.probe,
+        probes=args.probes,
         hidden=args.hidden,
         activation=args.activation,
         method=args.method,

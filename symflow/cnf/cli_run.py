@@ -51,6 +51,7 @@ CNF_RANGES = {
     "validate_every": POSITIVE_INT.or_none("no validation during training"),
     "checkpoint_every": POSITIVE_INT,
     "samples": POSITIVE_INT,
+    "probes": POSITIVE_INT,
 }
 
 # Settings that must match when a run is resumed (the step count may be raised).
@@ -60,6 +61,7 @@ _RESUME_KEYS = (
     "objective",
     "trace",
     "probe",
+    "probes",
     "hidden",
     "activation",
     "method",
@@ -86,6 +88,7 @@ def run_cnf_experiment(
     objective: str = "mle",
     trace: str = "exact",
     probe: str = "gaussian",
+    probes: int = 1,
     hidden: tuple[int, ...] = (64, 64, 64),
     activation: str = "softplus",
     method: str = "dopri5",
@@ -139,6 +142,7 @@ def run_cnf_experiment(
         "objective": objective,
         "trace": trace,
         "probe": probe,
+        "probes": probes,
         "hidden": list(hidden),
         "activation": activation,
         "method": method,
@@ -168,6 +172,7 @@ def run_cnf_experiment(
         dataset.dim,
         trace=trace,
         probe=probe,
+        probes=probes,
         method=method,
         rtol=rtol,
         atol=atol,
