@@ -111,10 +111,10 @@ def _plot(path: Path, ys, exact, t, energy_error) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
     for k in range(4):
-        a.plot(exact[k, :, 0], exact[k, :, 1], color="0.7", lw=3, label="exact flow" if k == 0 else None)
-        a.plot(
-            ys[k, :, 0], ys[k, :, 1], lw=1, label="exported SympFlow step, pipeline loop" if k == 0 else None
-        )
+        a.plot(exact[k, :, 0], exact[k, :, 1], color="0.6", lw=0.8, label="exact flow" if k == 0 else None)
+        # The surrogate's states as points: one step of Δt is a large angle, lines would cut chords.
+        label = "exported SympFlow step, pipeline loop" if k == 0 else None
+        a.scatter(ys[k, :, 0], ys[k, :, 1], s=2, label=label)
     a.set_xlabel("q")
     a.set_ylabel("p")
     a.set_aspect("equal")
