@@ -65,6 +65,7 @@ TORCHDIFFEQ_METHODS = {
     "heun2": "heun",
     "heun3": "heun3",
     "rk4": "rk38",  # torchdiffeq's rk4 is the 3/8 rule
+    "implicit_euler": "backward_euler",
     "implicit_midpoint": "implicit_midpoint",
     "gl4": "gl4",
     "gl6": "gl6",
@@ -74,7 +75,6 @@ NOT_PROVIDED = {
     "implicit_adams": "a multistep method",
     "fixed_adams": "a multistep method",
     "scipy_solver": "a wrapper around SciPy's solve_ivp",
-    "implicit_euler": "an L-stable implicit method",
     "trapezoid": "an implicit method",
     "radauIIA3": "an implicit method",
     "radauIIA5": "an implicit method",

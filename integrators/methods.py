@@ -184,6 +184,17 @@ register_method(
 )
 register_method(
     MethodSpec(
+        "backward_euler",
+        "implicit",
+        tableau=tb.BACKWARD_EULER,
+        summary="backward (implicit) Euler, 1-stage Radau IIA: order 1, L-stable (stiff problems), "
+        "not symplectic",
+        reference="Hairer & Wanner, Solving ODEs II (1996), §IV.3 and §IV.5",
+    ),
+    aliases=("implicit_euler", "euler_implicit", "radau1"),
+)
+register_method(
+    MethodSpec(
         "implicit_midpoint",
         "implicit",
         tableau=tb.IMPLICIT_MIDPOINT,

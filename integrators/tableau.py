@@ -175,6 +175,42 @@ class ButcherTableau:
         m = self.B[:, None] * self.A + (self.B[:, None] * self.A).T - np.outer(self.B, self.B)
         return bool(np.abs(m).max() <= self.tol * 10)
 
+    # -- linear stability (Hairer & Wanner, Solving ODEs II, §IV.3) ---------------------------------
+    def stability_function(self, z: complex) -> complex:
+        """``R(z) = 1 + z bᵀ(I − zA)⁻¹𝟙``: one step multiplies the solution of ``y' = λy`` by ``R(hλ)``."""
+        s = self.stages
+        m = np.eye(s, dtype=complex) - z * self.A.astype(complex)
+        return complex(1 + z * self.B @ np.linalg.solve(m, np.ones(s, dtype=complex)))
+
+    @cached_property
+    def stability_at_infinity(self) -> float | None:
+        """``R(∞) = 1 − bᵀA⁻¹𝟙`` for an invertible ``A``; ``None`` when ``R`` is unbounded (singular ``A``,
+        e.g. every explicit method, whose ``R`` is a polynomial)."""
+        if abs(np.linalg.det(self.A)) < 1e-14:
+            return None
+        return float(1 - self.B @ np.linalg.solve(self.A, np.ones(self.stages)))
+
+    @cached_property
+    def a_stable(self) -> bool:
+        """``|R(z)| ≤ 1`` on the whole left half-plane. By the maximum principle this holds iff ``R`` has
+        no pole there (poles at ``1/μ`` for the eigenvalues ``μ`` of ``A``: all need ``Re μ > 0``) and
+        ``|R(iy)| ≤ 1`` on the imaginary axis, checked on ``y = ±10^k``, ``k ∈ [−3, 6]`` (400 points)
+        and at infinity."""
+        mu = np.linalg.eigvals(self.A)
+        if np.any(mu.real <= 1e-14):
+            return False
+        ys = np.logspace(-3, 6, 400)
+        worst = max(abs(self.stability_function(1j * y)) for y in np.concatenate([ys, -ys]))
+        inf = self.stability_at_infinity
+        return bool(worst <= 1 + 1e-10 and inf is not None and abs(inf) <= 1 + 1e-12)
+
+    @cached_property
+    def l_stable(self) -> bool:
+        """A-stable with ``R(∞) = 0``: infinitely stiff components are damped in one step (backward Euler,
+        Radau IIA), unlike Gauss methods whose ``|R(∞)| = 1`` keeps them oscillating."""
+        inf = self.stability_at_infinity
+        return bool(self.a_stable and inf is not None and abs(inf) <= 1e-12)
+
     @cached_property
     def dense_order(self) -> int | None:
         """Order of the continuous extension (from the tree conditions on ``bᵢ(θ)``, at θ = ½)."""

@@ -235,6 +235,10 @@ TSIT5 = ButcherTableau(
     tol=1e-11,
 )
 
+# --- implicit Euler (Radau IIA, 1 stage): L-stable, order 1, for stiff problems --------------------
+
+BACKWARD_EULER = ButcherTableau("backward_euler", a=((1.0,),), b=(1.0,), c=(1.0,))
+
 # --- implicit Gauss–Legendre collocation (symplectic, order 2s) ------------------------------------
 
 IMPLICIT_MIDPOINT = ButcherTableau("implicit_midpoint", a=((0.5,),), b=(1.0,), c=(0.5,))
@@ -276,6 +280,7 @@ ALL = (
     VERN7,
     DOP853,
     VERN9,
+    BACKWARD_EULER,
     IMPLICIT_MIDPOINT,
     GL4,
     GL6,

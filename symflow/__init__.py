@@ -11,4 +11,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "export"]
+
+
+def __getattr__(name: str):
+    # ``symflow.export(...)`` without importing torch on ``import symflow`` (PEP 562).
+    if name in ("export", "load_cnf"):
+        from . import exporting
+
+        return getattr(exporting, name)
+    raise AttributeError(f"module 'symflow' has no attribute {name!r}")

@@ -90,4 +90,4 @@ def test_cli_reference_fills_the_default_column_wherever_a_default_is_stated():
     zero = [a for a in actions if type(a.default) is int and a.default == 0]
     assert zero and all(default_of(a) == "`0`" for a in zero)  # 0 is a default, not "no default"
     page = render()
-    assert "| `--n` | number of trajectories (default 1000) | `1000` |" in page
+    assert "| `-n`, `--n` | number of trajectories (default 1000) | `1000` |" in page

@@ -119,3 +119,43 @@ def test_probe_of_the_wrong_shape_is_rejected():
     field, t, y = field_and_points()
     with pytest.raises(InvalidArgumentError, match="probe"):
         hutchinson_divergence(field, t, y, torch.randn(y.shape[0], y.shape[1] + 1))
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_k_probes_average_to_an_unbiased_estimate_with_the_variance_divided_by_k(k):
+    field, t, y = field_and_points(d=6, b=2)
+    n = 4_000
+    jac = jacobians(field, t, y)
+    exact = jac.diagonal(dim1=-2, dim2=-1).sum(-1).detach()
+    gen = torch.Generator().manual_seed(11)
+    for b in range(y.shape[0]):
+        rows = y[b].expand(n, -1)
+        probe = draw_probe((n, k, y.shape[1]), "gaussian", generator=gen, dtype=y.dtype)
+        est = hutchinson_divergence(field, t, rows, probe).div.detach()
+        assert abs(float(est.mean() - exact[b])) < 3 * float(est.std()) / math.sqrt(n)
+        assert float(est.var()) == pytest.approx(float(hutchinson_variance(jac[b], "gaussian")) / k, rel=0.1)
+    # k probes equal the mean of the k one-probe estimates.
+    probe = draw_probe((3, 4, 6), "rademacher", generator=gen, dtype=y.dtype)
+    many = hutchinson_divergence(field, t, y[:1].expand(3, -1), probe)
+    ones = [hutchinson_divergence(field, t, y[:1].expand(3, -1), probe[:, j]) for j in range(4)]
+    torch.testing.assert_close(many.div, sum(o.div for o in ones) / 4, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(many.frobenius, sum(o.frobenius for o in ones) / 4, rtol=1e-12, atol=1e-12)
+
+
+def test_a_cnf_with_k_probes_estimates_the_exact_log_density_with_less_spread():
+    from symflow.cnf import CNF
+
+    torch.manual_seed(0)
+    field = TimeMLP(2, (16,), "tanh")
+    x = torch.randn(1, 2).expand(400, -1)
+    exact = CNF(field, 2, trace="exact", method="rk4", dt=0.25).log_prob(x).detach()
+    spread = {}
+    for k in (1, 8):
+        cnf = CNF(field, 2, trace="hutchinson", probes=k, method="rk4", dt=0.25)
+        est = cnf.log_prob(x, generator=torch.Generator().manual_seed(k)).detach()
+        assert abs(float(est.mean() - exact[0])) < 4 * float(est.std()) / 20 + 1e-12
+        spread[k] = float(est.std())
+    assert spread[8] < 0.5 * spread[1]  # ≈ 1/√8 of it
+    assert CNF(field, 2, trace="hutchinson", probes=3).config()["probes"] == 3
+    with pytest.raises(InvalidArgumentError, match="probes"):
+        CNF(field, 2, trace="hutchinson", probes=0)

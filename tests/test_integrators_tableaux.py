@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
-from symflow.integrators import ButcherTableau, InvalidArgumentError, get_method, list_methods
+from symflow.integrators import ButcherTableau, InvalidArgumentError, get_method, list_methods, solve
 from symflow.integrators import tableaux as tb
 from symflow.integrators.order_conditions import trees_of_order
 
@@ -24,6 +27,7 @@ EXPECTED = {  # (order, embedded order, explicit, fsal, symplectic) from the lit
     "vern7": (7, 6, True, True, False),
     "dop853": (8, 5, True, True, False),
     "vern9": (9, 8, True, True, False),
+    "backward_euler": (1, None, False, False, False),
     "implicit_midpoint": (2, None, False, False, True),
     "gl4": (4, None, False, False, True),
     "gl6": (6, None, False, False, True),
@@ -167,3 +171,53 @@ def test_method_registry_exposes_every_family_and_computed_orders():
     assert get_method("leapfrog").name == "verlet"
     assert get_method("gl6").order == 6 and get_method("gl6").symplectic
     assert get_method("yoshida4").scheme.symmetric
+
+
+def test_linear_stability_is_computed_from_the_coefficients():
+    # Hairer & Wanner II, §IV.3: Gauss methods are A-stable with |R(∞)| = 1, Radau IIA (backward Euler
+    # its one-stage member) is L-stable, and no explicit method is A-stable.
+    for tab in tb.ALL:
+        if tab.explicit:
+            assert not tab.a_stable and tab.stability_at_infinity is None, tab.name
+    assert tb.BACKWARD_EULER.a_stable and tb.BACKWARD_EULER.l_stable
+    assert tb.BACKWARD_EULER.stability_at_infinity == 0.0
+    for tab in (tb.IMPLICIT_MIDPOINT, tb.GL4, tb.GL6):
+        assert tab.a_stable and not tab.l_stable
+        assert abs(abs(tab.stability_at_infinity) - 1) < 1e-12
+    # R(z) = 1/(1 − z) for backward Euler; exp(z) + O(z^{p+1}) for every method of order p.
+    z = -0.3 + 0.2j
+    assert abs(tb.BACKWARD_EULER.stability_function(z) - 1 / (1 - z)) < 1e-15
+    for tab in tb.ALL:
+        small = 1e-2 * (1 + 1j)
+        assert abs(tab.stability_function(small) - np.exp(small)) < 10 * abs(small) ** (tab.order + 1) + 1e-15
+
+
+def test_backward_euler_damps_a_stiff_component_that_gauss_and_explicit_methods_do_not():
+    # y' = −λ(y − cos t), λ = 10⁴, h = 0.1 (hλ = −1000): the solution follows cos t after a transient.
+    lam = 1e4
+
+    def f(t, y):
+        return -lam * (y - torch.cos(t).reshape(-1, 1))
+
+    y0 = torch.tensor([[2.0]], dtype=torch.float64)
+    ts = torch.linspace(0, 2, 21, dtype=torch.float64)
+    be = solve(f, y0, ts, "backward_euler", dt=0.1)
+    # After two steps the transient is gone: error O(1/λ) (backward Euler's lag of sin t / λ).
+    assert float((be.ys[0, 2:, 0] - torch.cos(ts[2:])).abs().max()) < 2e-4
+    mid = solve(f, y0, ts, "implicit_midpoint", dt=0.1)  # R(−1000) ≈ −1: the transient persists
+    assert float((mid.ys[0, -1, 0] - torch.cos(ts[-1])).abs()) > 0.5
+    ex = solve(f, y0, ts, "euler", dt=0.1, throw=False)  # |1 + hλ| = 999: blows up
+    assert not bool(torch.isfinite(ex.ys[0, -1]).all()) or float(ex.ys[0, -1].abs().max()) > 1e6
+
+
+def test_backward_euler_converges_with_order_one():
+    errors = []
+    for dt in (0.02, 0.01, 0.005):
+        y0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+        ts = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        sol = solve(lambda t, y: torch.cat([y[..., 1:], -y[..., :1]], -1), y0, ts, "backward_euler", dt=dt)
+        exact = torch.tensor([math.cos(1.0), -math.sin(1.0)], dtype=torch.float64)
+        errors.append(float((sol.ys[0, -1] - exact).norm()))
+    rates = [math.log2(errors[k] / errors[k + 1]) for k in range(2)]
+    assert all(0.9 < r < 1.1 for r in rates), rates
+    assert get_method("implicit_euler").name == "backward_euler"

@@ -186,3 +186,62 @@ def test_trajectory_pairs_reject_bad_data_naming_the_trajectory():
         trajectory_pairs(ts, ys, mask, horizon=0.01)
     with pytest.raises(InvalidArgumentError, match="mask"):
         trajectory_pairs(ts, ys, mask.float(), horizon=1.0)
+
+
+def test_a_soft_constrained_pinn_does_not_impose_the_initial_condition_and_its_loss_does():
+    from symflow.learners.losses import ivp_loss
+
+    torch.manual_seed(2)
+    field = vector_field(get_system("harmonic_oscillator"))
+    flow = FlowMapPINN(2, dt=1.0, width=8, constraint="soft")
+    x = torch.randn(16, 2)
+    gap = (flow(0.0, x) - x).pow(2).sum(-1).mean()
+    assert gap > 1e-4  # nothing ties N(0) to x0
+    t = torch.rand(16)
+    plain = hamiltonian_matching_loss(flow, field, t, x)
+    with_ic = hamiltonian_matching_loss(flow, field, t, x, ic_weight=3.0)
+    torch.testing.assert_close(with_ic, plain + 3.0 * gap, rtol=1e-12, atol=1e-12)
+    exact = FlowMapPINN(2, dt=1.0, width=8, constraint="linear")  # the term vanishes identically
+    assert torch.equal(hamiltonian_matching_loss(exact, field, t, x, ic_weight=3.0),
+                       hamiltonian_matching_loss(exact, field, t, x))  # fmt: skip
+
+    x0 = torch.tensor([1.0, 0.0])
+    ivp = IVPPINN(x0, t_end=2.0, width=8, constraint="soft")
+    tc = torch.linspace(0, 2, 7)
+    w = torch.linspace(1, 2, 7)
+    w = w / w.sum()
+    res = ivp_residual(ivp, field, tc).pow(2).sum(-1)
+    ic = (ivp(0.0) - x0).pow(2).sum()
+    assert ic > 1e-6
+    torch.testing.assert_close(ivp_loss(ivp, field, tc, weights=w, ic_weight=0.5), (w * res).sum() + 0.5 * ic)
+    torch.testing.assert_close(ivp_loss(ivp, field, tc), res.mean())
+    with pytest.raises(InvalidArgumentError, match="weights"):
+        ivp_loss(ivp, field, tc, weights=w[:3])
+    with pytest.raises(InvalidArgumentError, match="ic_weight"):
+        ivp_loss(ivp, field, tc, ic_weight=-1.0)
+
+
+def test_the_soft_initial_condition_is_learned_as_well_as_its_weight_asks():
+    from symflow.learners import train_flow_map
+
+    common = dict(learner="pinn", kind="ivp", x0=(1.0, 0.0), t_end=2.0, width=12, adam_steps=150,
+                  lbfgs_steps=0, collocation=32, seed=0, progress=False, plots=False,
+                  constraint="soft")  # fmt: skip
+    errors = {}
+    for gamma in (0.0, 100.0):
+        summary = train_flow_map("harmonic_oscillator", **common, ic_weight=gamma).summary
+        errors[gamma] = summary["initial_condition_error"]
+    assert errors[100.0] < 0.2 * errors[0.0]
+    gl = train_flow_map(
+        "harmonic_oscillator", **{**common, "adam_steps": 20}, collocation_weights="gauss_legendre"
+    )
+    assert math.isfinite(gl.summary["error_max"])
+
+
+def test_pinn_options_that_do_not_fit_together_are_refused():
+    from symflow.learners.config import PinnConfig
+
+    with pytest.raises(InvalidArgumentError, match="collocation_weights"):
+        PinnConfig(system="harmonic_oscillator", collocation_weights="gauss_legendre")
+    with pytest.raises(InvalidArgumentError, match="constraint"):
+        PinnConfig(data="x.h5", constraint="soft")

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from symflow.integrators.errors import SymflowError
 
 # Command modules, in the order `symflow --help` lists them. Each defines register(subparsers).
-COMMANDS = ("systems", "simulate", "validate", "train", "diagnose", "demo")
+COMMANDS = ("systems", "simulate", "validate", "train", "diagnose", "export", "demo")
 
 
 class CLIError(SymflowError):

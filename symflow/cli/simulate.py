@@ -3,14 +3,18 @@
     symflow simulate henon_heiles --n 1000 --t-end 50 --irregular -o hh.h5
     symflow simulate harmonic_oscillator --param-range omega=0.5:2 --n 200 -o family.h5
     symflow simulate --recipe datasets/henon_heiles_irregular.toml -o hh.h5 [--n 100]
+    torchrun --nproc_per_node=4 $(which symflow) simulate henon_heiles -n 100000 -o hh/
 
-Options given on the command line override the recipe's.
+Options given on the command line override the recipe's. An output that is a directory (an
+existing one, or a path ending in ``/``; always under torchrun) receives a sharded data set: one
+part file per rank and the index ``trajectories.h5`` (:mod:`symflow.data.shards`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,10 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recipe", metavar="TOML", help="a dataset recipe, e.g. datasets/henon_heiles_irregular.toml"
     )
-    p.add_argument("-o", "--output", required=True, help="the HDF5 file to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the HDF5 file to write, or a directory (ending in /; required under torchrun) for a sharded "
+        "data set: one part per rank and the index trajectories.h5",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g = p.add_argument_group("trajectories")
-    g.add_argument("--n", type=int, help="number of trajectories (default 1000)")
+    g.add_argument("-n", "--n", type=int, help="number of trajectories (default 1000)")
     g.add_argument("--t-end", type=float, help="end of the observation window (default 10)")
     g.add_argument(
         "--param",
@@ -138,6 +148,47 @@ def _params(items: list[str]) -> dict[str, float | int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from symflow.data.shards import rank_and_world
+
+    rank, world = rank_and_world()
+    sharded = world > 1 or args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()
+    if not sharded:
+        return _report(args, _simulate(args, Path(args.output), None))
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise CLIError(
+            f"-o {args.output}: under torchrun the output is a directory for the parts, not a file"
+        )
+    from symflow.data.shards import simulate_parts
+
+    result = simulate_parts(
+        lambda path, part: _simulate(args, path, part, progress=rank == 0),
+        args.output,
+        overwrite=args.overwrite,
+    )
+    if rank != 0:
+        return 0
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(result.index),
+                    "n": result.n,
+                    "parts": [str(p) for p in result.parts],
+                    "ranks": len(result.parts),
+                    "rank_trajectories": list(result.rank_rows),
+                    "rank_seconds": list(result.rank_seconds),
+                    "failed": result.failed,
+                    "seconds": result.seconds,
+                    "trajectories_per_second": result.throughput,
+                }
+            )
+        )
+    else:
+        print(result)
+    return 0
+
+
+def _simulate(args: argparse.Namespace, out: Path, part, *, progress: bool = True):
     import torch
 
     from symflow.data import load_recipe, simulate
@@ -145,31 +196,35 @@ def run(args: argparse.Namespace) -> int:
 
     from .validate import report_stale_partials
 
-    out = Path(args.output)
     for stale in stale_partials(out.parent, out.name):  # this target's, from earlier killed runs
         stale.unlink(missing_ok=True)
         print(f"symflow simulate: removed {stale} (left by a writer that died)", file=sys.stderr)
-    report_stale_partials(out.parent, "simulate")
+    if part is None or part[0] == 0:
+        report_stale_partials(out.parent, "simulate")
     given = {k: getattr(args, k) for k in _OVERRIDABLE if getattr(args, k) is not None}
     if "dtype" in given:
         given["dtype"] = {"float64": torch.float64, "float32": torch.float32}[given["dtype"]]
     params = _params(args.param)
-    common = {"overwrite": args.overwrite, "progress": not args.no_progress}
+    common = {"overwrite": args.overwrite, "progress": progress and not args.no_progress}
     if args.param_range:
         from symflow.systems import parse_range
 
         common["param_ranges"] = dict(parse_range(item) for item in args.param_range)
+    if part is not None:
+        common["part"] = part
     if args.recipe:
         if args.system:
             raise CLIError("give a SYSTEM or --recipe, not both (the recipe names its system)")
         recipe = load_recipe(args.recipe)
-        result = recipe.simulate(args.output, params=params, **given, **common)
-    else:
-        if not args.system:
-            raise CLIError("name a SYSTEM (see `symflow systems`) or give --recipe FILE")
-        n = given.pop("n", 1000)
-        t_end = given.pop("t_end", 10.0)
-        result = simulate(args.system, n, t_end, output=args.output, params=params, **given, **common)
+        return recipe.simulate(out, params=params, **given, **common)
+    if not args.system:
+        raise CLIError("name a SYSTEM (see `symflow systems`) or give --recipe FILE")
+    n = given.pop("n", 1000)
+    t_end = given.pop("t_end", 10.0)
+    return simulate(args.system, n, t_end, output=out, params=params, **given, **common)
+
+
+def _report(args: argparse.Namespace, result) -> int:
     if args.json:
         print(
             json.dumps(

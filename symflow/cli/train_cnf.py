@@ -1,6 +1,7 @@
-"""``symflow train cnf``: train a continuous normalizing flow on a toy data set.
+"""``symflow train cnf``: train a continuous normalizing flow on a toy data set or a trajectory file.
 
     symflow train cnf --data two_moons --objective mle --trace exact --steps 1000 --out runs/moons
+    symflow train cnf --data ensemble.h5 --objective flow_matching --out runs/ensemble   # file states
     symflow train cnf --data two_moons --objective flow_matching --steps 20000 --out runs/moons-fm
     symflow train cnf ... --out runs/moons --resume          # continue from the last checkpoint
 
@@ -50,10 +51,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cnf",
         help="continuous normalizing flow (maximum likelihood or flow matching)",
         description=(
-            "Train a CNF on a toy data set; writes checkpoints, metrics, summary.json and density.png."
+            "Train a CNF on a toy data set, or on the phase-space states of a trajectory file (the "
+            "ensemble of every valid state of its successful trajectories; --data-param time_index=K "
+            "for the states at one observation); writes checkpoints, metrics, summary.json and "
+            "density.png."
         ),
     )
-    p.add_argument("--data", default="two_moons", help=f"data set: {', '.join(list_datasets())}")
+    p.add_argument(
+        "--data",
+        default="two_moons",
+        help=f"toy data set ({', '.join(list_datasets())}) or a trajectory file FILE.h5 (or a sharded data "
+        "set's directory)",
+    )
     p.add_argument(
         "--data-param",
         action="append",
@@ -65,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=("mle", "flow_matching"), default="mle")
     p.add_argument("--trace", choices=("exact", "hutchinson"), default="exact", help="divergence estimator")
     p.add_argument("--probe", choices=("gaussian", "rademacher"), default="gaussian", help="Hutchinson probe")
+    p.add_argument(
+        "--probes",
+        type=int,
+        default=1,
+        help="Hutchinson probes per sample, averaged (variance / K; default 1)",
+    )
     p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument(
@@ -109,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         objective=args.objective,
         trace=args.trace,
         probe=args.probe,
+        probes=args.probes,
         hidden=args.hidden,
         activation=args.activation,
         method=args.method,
@@ -133,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples,
         plots=not args.no_plots,
     )
-    shown = {k: summary[k] for k in ("held_out_nll", "held_out_nll_stderr", "held_out_exact_nll", "steps")}
+    keys = ("held_out_nll", "held_out_nll_stderr", "held_out_exact_nll", "steps")
+    shown = {k: summary[k] for k in keys if summary.get(k) is not None}
     print(json.dumps(shown, indent=2))
     if "figure" in summary:
         print(f"figure: {summary['figure']}")

@@ -62,6 +62,7 @@ class AugmentedField(torch.nn.Module):
         trace: ``"exact"`` or ``"hutchinson"``.
         kinetic: integrate ``∫‖f‖² dt`` as an extra state.
         jacobian: integrate ``∫‖∂f/∂y‖_F² dt`` as an extra state.
+        probes: Hutchinson probes per sample, averaged (``k`` probes: ``k·D`` extra states).
     """
 
     def __init__(
@@ -72,8 +73,12 @@ class AugmentedField(torch.nn.Module):
         trace: str = "exact",
         kinetic: bool = False,
         jacobian: bool = False,
+        probes: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+            raise InvalidArgumentError("probes", probes, "a positive number of Hutchinson probes")
+        self.probes = probes
         if not callable(field):
             raise InvalidArgumentError("field", field, "a vector field f(t, y) (callable or nn.Module)")
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
@@ -91,11 +96,16 @@ class AugmentedField(torch.nn.Module):
     @property
     def size(self) -> int:
         """Length of the augmented state."""
-        return self.dim + 1 + self.kinetic + self.jacobian + (self.dim if self.uses_probe else 0)
+        return self.dim + 1 + self.kinetic + self.jacobian + self.probe_size
 
     @property
     def probe_size(self) -> int:
-        return self.dim if self.uses_probe else 0
+        return self.probes * self.dim if self.uses_probe else 0
+
+    @property
+    def probe_shape_suffix(self) -> tuple[int, ...]:
+        """Trailing shape of the probe for a state ``(..., D)``: ``(D,)``, or ``(k, D)`` for ``k > 1``."""
+        return (self.dim,) if self.probes == 1 else (self.probes, self.dim)
 
     def pack(self, y: Tensor, logp: Tensor | None = None, probe: Tensor | None = None) -> Tensor:
         """``z`` from ``y (..., D)``, ``ℓ (...)`` (default 0) and the probe (Hutchinson only)."""
@@ -109,11 +119,12 @@ class AugmentedField(torch.nn.Module):
         if self.jacobian:
             parts.append(zero)
         if self.uses_probe:
-            if probe is None or probe.shape != y.shape:
+            want = (*batch, *self.probe_shape_suffix)
+            if probe is None or tuple(probe.shape) != want:
                 raise InvalidArgumentError(
-                    "probe", probe, f"a probe of the state's shape {tuple(y.shape)} (Hutchinson trace)"
+                    "probe", probe, f"probes of shape {want} (Hutchinson trace, {self.probes} per sample)"
                 )
-            parts.append(probe.to(y))
+            parts.append(probe.to(y).reshape(*batch, self.probe_size))
         elif probe is not None:
             raise InvalidArgumentError("probe", probe, "None: the exact trace uses no probe")
         return torch.cat(parts, dim=-1)
@@ -126,14 +137,18 @@ class AugmentedField(torch.nn.Module):
             kinetic, i = z[..., i], i + 1
         if self.jacobian:
             jacobian, i = z[..., i], i + 1
-        probe = z[..., i : i + d] if self.uses_probe else None
+        probe = (
+            z[..., i : i + self.probe_size].reshape(*z.shape[:-1], *self.probe_shape_suffix)
+            if self.uses_probe
+            else None
+        )
         return AugmentedState(y=z[..., :d], logp=z[..., d], kinetic=kinetic, jacobian=jacobian, probe=probe)
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         d = self.dim
         y = z[..., :d]
         if self.uses_probe:
-            probe = z[..., z.shape[-1] - d :]
+            probe = z[..., z.shape[-1] - self.probe_size :].reshape(*y.shape[:-1], *self.probe_shape_suffix)
             out = hutchinson_divergence(self.field, t, y, probe)
         else:
             out = exact_divergence(self.field, t, y)
@@ -143,8 +158,11 @@ class AugmentedField(torch.nn.Module):
         if self.jacobian:
             parts.append(out.frobenius.unsqueeze(-1))
         if self.uses_probe:
-            parts.append(torch.zeros_like(y))
+            parts.append(y.new_zeros(*y.shape[:-1], self.probe_size))
         return torch.cat(parts, dim=-1)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, trace={self.trace!r}, kinetic={self.kinetic}, jacobian={self.jacobian}"
+        probes = f", probes={self.probes}" if self.uses_probe and self.probes > 1 else ""
+        return (
+            f"dim={self.dim}, trace={self.trace!r}{probes}, kinetic={self.kinetic}, jacobian={self.jacobian}"
+        )

@@ -51,6 +51,7 @@ CNF_RANGES = {
     "validate_every": POSITIVE_INT.or_none("no validation during training"),
     "checkpoint_every": POSITIVE_INT,
     "samples": POSITIVE_INT,
+    "probes": POSITIVE_INT,
 }
 
 # Settings that must match when a run is resumed (the step count may be raised).
@@ -60,6 +61,7 @@ _RESUME_KEYS = (
     "objective",
     "trace",
     "probe",
+    "probes",
     "hidden",
     "activation",
     "method",
@@ -86,6 +88,7 @@ def run_cnf_experiment(
     objective: str = "mle",
     trace: str = "exact",
     probe: str = "gaussian",
+    probes: int = 1,
     hidden: tuple[int, ...] = (64, 64, 64),
     activation: str = "softplus",
     method: str = "dopri5",
@@ -111,7 +114,13 @@ def run_cnf_experiment(
     plots: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train a CNF on a toy data set in the run directory ``out``; returns the summary dict."""
+    """Train a CNF in the run directory ``out``; returns the summary dict.
+
+    ``data`` is a toy data set's name (:func:`~symflow.cnf.toy_data.list_datasets`) or the path of a
+    trajectory file (``.h5``, or a sharded data set's directory), whose ensemble of phase-space
+    states is fitted (:mod:`symflow.cnf.file_data`; ``data_params`` may set ``time_index``). A file
+    has no exact density, so the summary then reports the held-out NLL alone.
+    """
     check_ranges(locals(), CNF_RANGES)
     if dtype not in DTYPES:
         raise InvalidArgumentError("dtype", dtype, f"one of {', '.join(DTYPES)}")
@@ -120,13 +129,20 @@ def run_cnf_experiment(
     torch_dtype = DTYPES[dtype]
     if lr is None:  # maximum likelihood tolerates (and needs) the larger step
         lr = 1e-2 if objective == "mle" else 2e-3
-    dataset = get_dataset(data, **(data_params or {}))
+    from .file_data import file_params, is_file_data, load_file_ensemble
+
+    from_file = is_file_data(data)
+    if from_file:
+        dataset: Any = load_file_ensemble(data, **file_params(data_params or {}))
+    else:
+        dataset = get_dataset(data, **(data_params or {}))
     settings = {
         "data": dataset.name,
         "data_params": dataset.params,
         "objective": objective,
         "trace": trace,
         "probe": probe,
+        "probes": probes,
         "hidden": list(hidden),
         "activation": activation,
         "method": method,
@@ -143,9 +159,11 @@ def run_cnf_experiment(
         "seed": seed,
         "dtype": dtype,
     }
-    # Train and test sets come from disjoint seeds derived from the run's seed.
-    train = dataset.sample(train_size, seed=3 * seed + 1, dtype=torch_dtype)
-    test = dataset.sample(test_size, seed=3 * seed + 2, dtype=torch_dtype)
+    if from_file:  # a finite sample: one seeded split into disjoint parts
+        train, test = dataset.split(train_size, test_size, seed=3 * seed + 1, dtype=torch_dtype)
+    else:  # train and test sets come from disjoint seeds derived from the run's seed
+        train = dataset.sample(train_size, seed=3 * seed + 1, dtype=torch_dtype)
+        test = dataset.sample(test_size, seed=3 * seed + 2, dtype=torch_dtype)
     loc, scale = normalisation(train)
     torch.manual_seed(seed)
     field = TimeMLP(dataset.dim, tuple(hidden), activation).to(torch_dtype)
@@ -154,6 +172,7 @@ def run_cnf_experiment(
         dataset.dim,
         trace=trace,
         probe=probe,
+        probes=probes,
         method=method,
         rtol=rtol,
         atol=atol,
@@ -185,7 +204,7 @@ def run_cnf_experiment(
         fit = train_flow_matching(cnf, train, sigma_min=sigma_min, **common)
     train_seconds = time.perf_counter() - started
     nll, stderr = evaluate_nll(cnf, test)
-    entropy = float(-dataset.log_prob(test.double()).mean())
+    entropy = None if from_file else float(-dataset.log_prob(test.double()).mean())
     summary: dict[str, Any] = {
         "data": dataset.name,
         "objective": objective,
@@ -195,8 +214,9 @@ def run_cnf_experiment(
         "held_out_nll": nll,
         "held_out_nll_stderr": stderr,
         "held_out_exact_nll": entropy,
-        "gap_to_exact_nats": nll - entropy,
-        "test_size": test_size,
+        "gap_to_exact_nats": None if entropy is None else nll - entropy,
+        "test_size": int(test.shape[0]),
+        "train_size": int(train.shape[0]),
         "final_metrics": fit.metrics,
     }
     if plots:
@@ -205,10 +225,11 @@ def run_cnf_experiment(
             cnf,
             test,
             bounds=dataset.bounds,
-            exact_log_prob=dataset.log_prob if dataset.dim == 2 else None,
+            exact_log_prob=dataset.log_prob if dataset.dim == 2 and not from_file else None,
             samples=samples,
             seed=seed,
-            title=f"{dataset.name}: {objective}, held-out NLL {nll:.3f} nats (exact {entropy:.3f})",
+            title=f"{Path(dataset.name).name}: {objective}, held-out NLL {nll:.3f} nats"
+            + (f" (exact {entropy:.3f})" if entropy is not None else ""),
         )
         summary["figure"] = str(path)
     run.write_json("summary.json", summary)

@@ -74,6 +74,8 @@ class CNF(torch.nn.Module):
         dim: data dimension ``D``.
         trace: ``"exact"`` (``D`` vector–Jacobian products; small ``D``) or ``"hutchinson"`` (one).
         probe: Hutchinson probe distribution, ``"gaussian"`` or ``"rademacher"``.
+        probes: Hutchinson probes per sample, averaged (variance / ``probes``, at ``probes``
+            vector–Jacobian products per evaluation).
         t1: integration time of the flow.
         method: integration method (see ``symflow.integrators.list_methods()``).
         rtol, atol: tolerances of adaptive methods.
@@ -90,6 +92,7 @@ class CNF(torch.nn.Module):
         *,
         trace: str = "exact",
         probe: str = "gaussian",
+        probes: int = 1,
         t1: float = 1.0,
         method: str = "dopri5",
         rtol: float = 1e-5,
@@ -108,6 +111,9 @@ class CNF(torch.nn.Module):
         self.dim = dim
         self.trace = check_trace(trace)
         self.probe = PROBES.canonical(probe)
+        if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+            raise InvalidArgumentError("probes", probes, "a positive number of Hutchinson probes")
+        self.probes = probes
         self.t1 = positive_float("t1", t1)
         self.method = get_method(method).name
         spec = get_method(self.method)
@@ -145,6 +151,7 @@ class CNF(torch.nn.Module):
             "dim": self.dim,
             "trace": self.trace,
             "probe": self.probe,
+            "probes": self.probes,
             "t1": self.t1,
             "method": self.method,
             "rtol": self.rtol,
@@ -177,9 +184,8 @@ class CNF(torch.nn.Module):
     def _probe_for(self, aug: AugmentedField, like: Tensor, generator) -> Tensor | None:
         if not aug.uses_probe:
             return None
-        return draw_probe(
-            tuple(like.shape), self.probe, generator=generator, dtype=like.dtype, device=like.device
-        )
+        shape = (*like.shape[:-1], *aug.probe_shape_suffix)
+        return draw_probe(shape, self.probe, generator=generator, dtype=like.dtype, device=like.device)
 
     # -- density -----------------------------------------------------------------------------------
     def density_terms(
@@ -196,12 +202,17 @@ class CNF(torch.nn.Module):
         """Integrate ``x`` back to the base: log-density, base point and regularisers per sample.
 
         ``trace`` overrides the estimator for this call (e.g. train with Hutchinson, evaluate
-        exactly); ``probe`` fixes the Hutchinson probe ``(B, D)`` (default: drawn from
-        ``generator``); ``adjoint`` overrides the gradient mode.
+        exactly); ``probe`` fixes the Hutchinson probes ``(B, D)`` (``(B, k, D)`` for ``probes=k``;
+        default: drawn from ``generator``); ``adjoint`` overrides the gradient mode.
         """
         self._check_x(x)
         aug = AugmentedField(
-            self.field, self.dim, trace=trace or self.trace, kinetic=kinetic, jacobian=jacobian
+            self.field,
+            self.dim,
+            trace=trace or self.trace,
+            kinetic=kinetic,
+            jacobian=jacobian,
+            probes=self.probes,
         )
         y1 = (x - self.loc.to(x)) / self.scale.to(x)
         if probe is None:
@@ -252,7 +263,7 @@ class CNF(torch.nn.Module):
             z = self.base_sample(n, generator=generator, dtype=dtype, device=device)
         else:
             self._check_x(z, "z")
-        aug = AugmentedField(self.field, self.dim, trace=trace or self.trace)
+        aug = AugmentedField(self.field, self.dim, trace=trace or self.trace, probes=self.probes)
         probe = self._probe_for(aug, z, generator)
         sol = self._solve(aug, aug.pack(z, standard_normal_log_prob(z), probe), 0.0, self.t1, False)
         end = aug.unpack(sol.ys[:, -1])

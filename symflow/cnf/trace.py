@@ -20,8 +20,9 @@ so one vector–Jacobian product ``εᵀ ∂f/∂y`` gives an unbiased estimate 
 of ``f``. Probes are standard Gaussian or Rademacher (±1). With ``S = (A + Aᵀ)/2`` the variance
 of one probe is ``2‖S‖_F²`` (Gaussian) or ``2(‖S‖_F² − Σ_i S_ii²)`` (Rademacher, which estimates the
 diagonal without error and is the minimum-variance choice of Hutchinson 1990); see
-:func:`hutchinson_variance`. A CNF draws one probe per sample per solve and holds it fixed during
-the solve, so the integrated log-density is the estimate of one fixed, smooth ODE.
+:func:`hutchinson_variance`. Averaging ``k`` independent probes divides the variance by ``k`` at
+``k`` vector–Jacobian products (``probes=k``). A CNF draws its probes per sample per solve and holds
+them fixed during the solve, so the integrated log-density is the estimate of one fixed, smooth ODE.
 
 Both estimators also return the squared Frobenius norm ``‖∂f/∂y‖_F²`` (exact) or its unbiased
 estimate ``‖εᵀ ∂f/∂y‖²`` (Hutchinson), used by the Jacobian regulariser of Finlay et al. (2020).
@@ -75,12 +76,27 @@ def exact_divergence(field: Field, t: Tensor, y: Tensor) -> Divergence:
 
 
 def hutchinson_divergence(field: Field, t: Tensor, y: Tensor, probe: Tensor) -> Divergence:
-    """Unbiased one-probe estimate ``εᵀ (∂f/∂y) ε`` from one vector–Jacobian product."""
-    if probe.shape != y.shape:
-        raise InvalidArgumentError("probe", probe, f"a tensor of the state's shape {tuple(y.shape)}")
+    """Unbiased estimate ``εᵀ (∂f/∂y) ε`` from one vector–Jacobian product per probe.
+
+    ``probe`` has the state's shape ``(..., D)`` (one probe), or ``(..., k, D)``: ``k`` probes per
+    sample, whose estimates are averaged, ``(1/k) Σ_j ε_jᵀ (∂f/∂y) ε_j`` — still unbiased, with the
+    variance of one probe divided by ``k`` (independent probes), at ``k`` vector–Jacobian products
+    (vectorised with ``torch.func.vmap``) instead of ``D`` for the exact trace.
+    """
+    several = (
+        probe.dim() == y.dim() + 1 and probe.shape[:-2] == y.shape[:-1] and probe.shape[-1] == y.shape[-1]
+    )
+    if probe.shape != y.shape and not several:
+        raise InvalidArgumentError(
+            "probe", probe, f"a tensor of the state's shape {tuple(y.shape)}, or (..., k, D) for k probes"
+        )
     f, pull = vjp(lambda z: field(t, z), y)
-    (row,) = pull(probe)  # εᵀ ∂f/∂y
-    return Divergence(f=f, div=(row * probe).sum(-1), frobenius=row.pow(2).sum(-1))
+    if not several:
+        (row,) = pull(probe)  # εᵀ ∂f/∂y
+        return Divergence(f=f, div=(row * probe).sum(-1), frobenius=row.pow(2).sum(-1))
+    probes = probe.movedim(-2, 0)  # (k, ..., D)
+    (rows,) = vmap(pull)(probes)
+    return Divergence(f=f, div=(rows * probes).sum(-1).mean(0), frobenius=rows.pow(2).sum(-1).mean(0))
 
 
 # --- probes ---------------------------------------------------------------------------------------

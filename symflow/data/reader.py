@@ -20,8 +20,12 @@ raise :class:`~symflow.data.schema.UnreadableFileError`, never a raw h5py error.
 **Bounded reading.** Declared sizes are never trusted: before anything is read, every dataset's
 declared shape is compared with the storage the file really holds (all chunks of a chunked
 dataset, all bytes of a contiguous one), so a few kilobytes cannot declare 10⁹ trajectories and
-make a reader allocate gigabytes; datasets stored outside the file (external or virtual) are
-refused; ``length`` and ``status`` are read in blocks of :data:`BLOCK_ROWS` rows.
+make a reader allocate gigabytes; datasets stored outside the file are refused (external storage
+always; virtual datasets unless they are the index of a sharded data set, see :func:`check_virtual`);
+``length`` and ``status`` are read in blocks of :data:`BLOCK_ROWS` rows.
+
+**Sharded data sets** (:mod:`symflow.data.shards`): the index file ``trajectories.h5`` — or the
+directory holding it — reads as one file.
 """
 
 from __future__ import annotations
@@ -193,7 +197,9 @@ class TrajectoryFile:
         y_key: str | None = None,
         mask_key: str | None = None,
     ) -> None:
-        self.path = Path(path)
+        from .shards import index_path
+
+        self.path = index_path(path)  # a sharded data set's directory reads through its index
         self._h5 = _open_h5(self.path)
         try:
             self._setup(t_key, y_key, mask_key)
@@ -328,7 +334,10 @@ class TrajectoryFile:
                         f"dataset {key!r} has dtype {ds.dtype}", path=self.path, expected="float32 or float64"
                     )
                 # No storage check: the shape is tied to y's, which was checked, and unwritten rows of
-                # these optional datasets read as NaN ("not recorded"), which is what they mean.
+                # these optional datasets read as NaN ("not recorded"), which is what they mean. An
+                # index's virtual datasets are still followed only into complete sibling parts.
+                if ds.is_virtual:
+                    self._check_storage(key, ds)
         if S.PARAMS in f:
             p = self._dataset(S.PARAMS, f"({N}, P)")
             if p.ndim != 2 or p.shape[0] != N:
@@ -628,8 +637,11 @@ def _check_storage(path: Path, key: str, ds: h5py.Dataset) -> None:
     declared = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize if ds.shape else 0
     if declared == 0:
         return
-    if ds.is_virtual or ds.external:
-        kind = "virtual" if ds.is_virtual else "external"
+    if ds.is_virtual:
+        check_virtual(path, key, ds)
+        return
+    if ds.external:
+        kind = "external"
         raise SchemaError(
             f"dataset {key!r} is stored outside the file ({kind} storage)",
             path=path,
@@ -655,6 +667,86 @@ def _check_storage(path: Path, key: str, ds: h5py.Dataset) -> None:
                 path=path,
                 expected="a file whose datasets hold every declared row",
             )
+
+
+def check_virtual(path: Path, key: str, ds: h5py.Dataset) -> None:
+    """Accept a virtual dataset only as the index of a sharded data set (:mod:`symflow.data.shards`).
+
+    Every source must be a file *next to* the index (a bare relative name: no directories, no
+    absolute paths, not the index itself) that exists, is a complete symflow trajectory file, and
+    holds the mapped dataset — stored in the file itself, with all its declared rows — in the shape
+    the mapping expects; and the sources must cover every row of the virtual dataset, so that no row
+    silently reads as the fill value.
+    """
+    refuse = "an index of part files in its own directory (symflow.data.shards)"
+    spans: list[tuple[int, int]] = []
+    for src in ds.virtual_sources():
+        name = src.file_name
+        if (
+            name in ("", ".")
+            or "/" in name
+            or "\\" in name
+            or name.startswith("..")
+            or Path(name).is_absolute()
+        ):
+            raise SchemaError(
+                f"dataset {key!r} is virtual with its data in {name!r}, outside the index's directory",
+                path=path,
+                expected=refuse,
+            )
+        part = path.parent / name
+        if part.resolve() == path.resolve():
+            raise SchemaError(f"dataset {key!r} maps onto its own file", path=path, expected=refuse)
+        if not part.is_file():
+            raise SchemaError(
+                f"dataset {key!r}: the part file {name} is missing",
+                path=path,
+                expected="every part file of the sharded data set next to its index",
+            )
+        (v_lo, v_hi) = src.vspace.get_select_bounds()
+        rows = int(v_hi[0]) - int(v_lo[0]) + 1
+        try:
+            with h5py.File(part, "r") as f:
+                if (
+                    _python(f.attrs.get(S.ATTR_COMPLETE)) is not True
+                    or _python(f.attrs.get(S.ATTR_SCHEMA)) != S.SCHEMA
+                ):
+                    raise IncompleteFileError(
+                        "is not a complete symflow trajectory file (its writer did not finish)",
+                        path=part,
+                        expected="a finished part of the sharded data set",
+                    )
+                if src.dset_name not in f or not isinstance(f[src.dset_name], h5py.Dataset):
+                    raise SchemaError(
+                        f"part {name} has no dataset {src.dset_name!r}", path=path, expected=refuse
+                    )
+                target = f[src.dset_name]
+                if target.is_virtual:
+                    raise SchemaError(
+                        f"part {name}: {src.dset_name!r} is virtual too", path=path, expected=refuse
+                    )
+                if target.shape[0] != rows or tuple(target.shape[1:]) != tuple(ds.shape[1:]):
+                    raise SchemaError(
+                        f"part {name} holds {src.dset_name!r} of shape {target.shape}, the index maps "
+                        f"{rows} rows of width {tuple(ds.shape[1:])}",
+                        path=path,
+                        expected="parts matching their index",
+                    )
+                _check_storage(part, src.dset_name, target)
+        except OSError as err:
+            raise UnreadableFileError(
+                f"cannot read the part file {name}", path=path, got=_first_line(err)
+            ) from None
+        spans.append((int(v_lo[0]), int(v_hi[0]) + 1))
+    ends = [0] + [hi for _, hi in sorted(spans)]
+    if [lo for lo, _ in sorted(spans)] != ends[:-1] or ends[-1] != ds.shape[0]:
+        covered = sum(hi - lo for lo, hi in spans)
+        raise SchemaError(
+            f"dataset {key!r}: its parts map rows {sorted(spans)} ({covered} rows) of its {ds.shape[0]}, "
+            "not each row once",
+            path=path,
+            expected="parts covering every row of the index",
+        )
 
 
 def _size(nbytes: float) -> str:

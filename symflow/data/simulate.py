@@ -15,6 +15,14 @@ parameters) of block ``k`` has its own generator seeded by
 ``numpy.random.SeedSequence(seed, spawn_key=(stream, k))``. The seed, this scheme and every
 sampling and noise setting are stored in the file's attributes, so a file can be regenerated from
 them.
+
+**Parts (sharded generation).** ``part=(r, K)`` simulates only part ``r`` of ``K`` of the data set:
+the batched solves are cut at the same global chunk boundaries as a one-part run (they depend on
+``n`` and ``chunk_size`` only), and part ``r`` takes the whole chunks ``⌊rC/K⌉ … ⌊(r+1)C/K⌉ − 1`` of
+the ``C`` chunks. Every trajectory is therefore solved in the very same batch, with the same random
+draws, whatever ``K`` is: the parts of any ``K`` hold bitwise the trajectories of the one-part file
+(an adaptive solve's arithmetic may depend on the batch it runs in, so batches must not move).
+:mod:`symflow.data.shards` runs the parts under ``torchrun`` and joins them by an index file.
 """
 
 from __future__ import annotations
@@ -188,6 +196,7 @@ def simulate(
     progress: bool = True,
     attrs: Mapping[str, Any] | None = None,
     compression_level: int = 4,
+    part: tuple[int, int] | None = None,
 ) -> SimulationResult:
     """Simulate ``n`` trajectories of a Hamiltonian system over ``[0, t_end]`` into an HDF5 file.
 
@@ -221,6 +230,9 @@ def simulate(
         store_clean: write ``y_clean``; default: when there is noise.
         progress: show a progress bar.
         attrs: extra root attributes (e.g. the recipe that produced the file).
+        part: ``(r, K)``: write only part ``r`` of ``K`` (whole chunks; see the module docstring),
+            rows ``[lo, hi)`` of the ``n``-trajectory data set, recorded in the attribute ``part``.
+            A part with no chunk (``K`` above the number of chunks) is an error.
 
     Returns:
         a :class:`SimulationResult` (path, counts of failed solves, time, throughput).
@@ -239,6 +251,13 @@ def simulate(
         sys_ = get_system(system, **(params or {}))
     n = _positive_int("n", n)
     chunk_size = _positive_int("chunk_size", chunk_size)
+    # Equal chunks of at most chunk_size: the adaptive loop runs as long as its slowest sample
+    # and pays a fixed overhead per iteration, so a short last chunk is poor value.
+    n_chunks = math.ceil(n / chunk_size)
+    bounds = [round(k * n / n_chunks) for k in range(n_chunks + 1)]
+    if part is not None:
+        bounds = part_chunk_bounds(bounds, part)
+    lo, hi = bounds[0], bounds[-1]
     if isinstance(sampling, ObservationTimes):
         if t_end != sampling.t_end:
             raise InvalidArgumentError("t_end", t_end, f"the sampling's t_end ({sampling.t_end})")
@@ -330,9 +349,11 @@ def simulate(
     if family is not None:
         record["param_names"] = list(family.names)
         record["param_ranges"] = {k: list(v) for k, v in family.ranges.items()}
+    if part is not None:
+        record["part"] = {"index": part[0], "count": part[1], "rows": [lo, hi], "n_total": n}
     writer = TrajectoryWriter(
         output,
-        n,
+        hi - lo,
         T,
         D,
         attrs=record,
@@ -365,12 +386,9 @@ def simulate(
     counts = [T + 1, 0, 0]  # fewest, total and most observations per trajectory
     cols = torch.arange(T)
     t0 = time.perf_counter()
-    bar = progress_bar(total=n, unit="traj", desc=f"simulate {sys_.name}", enabled=progress, leave=True)
+    desc = f"simulate {sys_.name}" + (f" part {part[0]}/{part[1]}" if part is not None else "")
+    bar = progress_bar(total=hi - lo, unit="traj", desc=desc, enabled=progress, leave=True)
     with torch.no_grad(), writer, bar:
-        # Equal chunks of at most chunk_size: the adaptive loop runs as long as its slowest sample
-        # and pays a fixed overhead per iteration, so a short last chunk is poor value.
-        n_chunks = math.ceil(n / chunk_size)
-        bounds = [round(k * n / n_chunks) for k in range(n_chunks + 1)]
         for start, stop in itertools.pairwise(bounds):
             y_init = y0[start:stop].to(F64) if y0 is not None else init.rows(start, stop)[0]
             t_obs, length = times.rows(start, stop)
@@ -418,5 +436,27 @@ def simulate(
             if failed:
                 bar.set_postfix(failed=sum(failed.values()))
         writer.set_attrs(failed=failed)
-    observations = (counts[0], counts[1] / n, counts[2])
-    return SimulationResult(writer.path, n, T, D, time.perf_counter() - t0, failed, observations)
+    observations = (counts[0], counts[1] / (hi - lo), counts[2])
+    return SimulationResult(writer.path, hi - lo, T, D, time.perf_counter() - t0, failed, observations)
+
+
+def part_chunk_bounds(bounds: list[int], part: Any) -> list[int]:
+    """The chunk boundaries of part ``(r, K)``: whole chunks ``⌊rC/K⌉ … ⌊(r+1)C/K⌉`` of ``C``."""
+    if (
+        not isinstance(part, tuple)
+        or len(part) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in part)
+        or not 0 <= part[0] < part[1]
+    ):
+        raise InvalidArgumentError("part", part, "a pair (r, K) of integers with 0 ≤ r < K")
+    r, k = int(part[0]), int(part[1])
+    chunks = len(bounds) - 1
+    if k > chunks:
+        raise InvalidArgumentError(
+            "part",
+            part,
+            f"at most {chunks} parts: the data set is solved in {chunks} chunks (use a smaller chunk_size "
+            "for more parts)",
+        )
+    first, last = round(r * chunks / k), round((r + 1) * chunks / k)
+    return bounds[first : last + 1]

@@ -591,9 +591,25 @@ class PinnConfig(FlowMapConfig):
     constraint: str = option(
         "linear",
         kind="str",
-        choices=("linear", "tfc"),
+        choices=("linear", "tfc", "soft"),
         group=MODEL,
-        help="how N(0) = x0 is imposed: x0 + t·Ñ (linear) or Ñ(t) − Ñ(0) + x0 (tfc)",
+        help="how N(0) = x0 is imposed: x0 + t·Ñ (linear), Ñ(t) − Ñ(0) + x0 (tfc), or only by the loss "
+        "term γ‖N(0) − x0‖² (soft)",
+    )
+    ic_weight: float = option(
+        1.0,
+        kind="float",
+        low=0.0,
+        group=OPTIM,
+        help="γ of the soft initial condition γ‖N(0) − x0‖² (constraint soft)",
+    )
+    collocation_weights: str = option(
+        "uniform",
+        kind="str",
+        choices=("uniform", "gauss_legendre"),
+        group=OPTIM,
+        help="--kind ivp: ω_i of the residual: uniform (ω_i = 1/C at random times) or gauss_legendre (C "
+        "fixed Gauss–Legendre nodes on [0, T] with their quadrature weights)",
     )
     derivatives: str = option(
         "func", kind="str", choices=("func", "autograd"), group=MODEL, help="how dN/dt is computed"
@@ -634,6 +650,16 @@ class PinnConfig(FlowMapConfig):
                 "x0" if self.x0 is not None else "t_end",
                 self.x0 if self.x0 is not None else self.t_end,
                 "--x0 and --t-end apply to --kind ivp only",
+            )
+        if self.collocation_weights != "uniform" and self.kind != "ivp":
+            raise InvalidArgumentError(
+                "collocation_weights",
+                self.collocation_weights,
+                "'uniform' for a flow map (gauss_legendre: --kind ivp)",
+            )
+        if self.constraint == "soft" and self.data is not None:
+            raise InvalidArgumentError(
+                "constraint", "soft", "an exact constraint (linear or tfc) when training from data"
             )
 
     @property

@@ -9,6 +9,16 @@ where ``∂_t N`` is exact (``torch.func.jvp``, the hand-derived forward mode, o
 see :data:`~symflow.learners.flowmap.DERIVATIVES`) and differentiable w.r.t. the weights. The same
 residual trains the PINNs (for the single-IVP PINN, ``N(t)`` has no ``x0``).
 
+**Soft initial condition and collocation weights** (seed 004, slide "PINN"): a PINN whose
+``constraint="soft"`` does not impose ``N(0) = x0`` minimises
+
+    γ ‖N(0; x0) − x0‖² + Σ_i ω_i ‖N'(t_i; x0) − F(N(t_i; x0))‖²,
+
+``ic_weight=γ`` and ``weights=ω`` (default ``ω_i = 1/C``, the mean; e.g. Gauss–Legendre quadrature
+weights on their nodes make the sum a quadrature of ``(1/T)∫‖residual‖² dt``). For the flow map the
+initial-condition term is averaged over the sampled ``x0``. With an exact constraint that term is
+identically zero and ``ic_weight`` has no effect.
+
 **Trajectory matching**: observed trajectories ``ts (B, T)``, ``ys (B, T, D)``, ``mask (B, T)`` —
 exactly the batch layout of the data layer's collate function (NaN padding where ``mask`` is
 false). Every ordered pair of observations ``(j, k)`` of one trajectory with
@@ -52,6 +62,21 @@ def hamiltonian_matching_residual(
     return dy - (field(t, y) if mu is None else field(t, y, mu))
 
 
+def _weighted(sq: Tensor, weights: Tensor | None) -> Tensor:
+    """``Σ ω_i sq_i`` (``ω_i = 1/C`` when ``weights`` is None)."""
+    if weights is None:
+        return sq.mean()
+    if not isinstance(weights, Tensor) or weights.shape != sq.shape:
+        raise InvalidArgumentError("weights", weights, f"collocation weights of shape {tuple(sq.shape)}")
+    return (weights.to(sq) * sq).sum()
+
+
+def _ic_weight(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidArgumentError("ic_weight", value, "a non-negative weight γ")
+    return float(value)
+
+
 def hamiltonian_matching_loss(
     model: FlowMap,
     field: Field,
@@ -60,10 +85,18 @@ def hamiltonian_matching_loss(
     *,
     derivatives: str | None = None,
     mu: Tensor | None = None,
+    weights: Tensor | None = None,
+    ic_weight: float = 0.0,
 ) -> Tensor:
-    """Mean over samples of the squared residual norm (the slides' ``L(θ)``)."""
-    residual = hamiltonian_matching_residual(model, field, t, x0, derivatives=derivatives, mu=mu)
-    return residual.pow(2).sum(-1).mean()
+    """Weighted squared residual norm (the slides' ``L(θ)``: the mean over samples by default), plus
+    ``γ · mean ‖N(0, x0) − x0‖²`` for a soft-constrained model (``ic_weight=γ``)."""
+    res = hamiltonian_matching_residual(model, field, t, x0, derivatives=derivatives, mu=mu)
+    loss = _weighted(res.pow(2).sum(-1), weights)
+    gamma = _ic_weight(ic_weight)
+    if gamma and getattr(model, "constraint", None) == "soft":
+        at_zero = model(torch.zeros_like(t), x0) if mu is None else model(torch.zeros_like(t), x0, mu)
+        loss = loss + gamma * (at_zero - x0).pow(2).sum(-1).mean()
+    return loss
 
 
 def ivp_residual(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
@@ -72,9 +105,16 @@ def ivp_residual(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
     return dy - field(t, y)
 
 
-def ivp_loss(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
-    """Mean squared ODE residual ``‖dN/dt − J∇H(N)‖²`` of the single-IVP PINN at the times ``t``."""
-    return ivp_residual(model, field, t).pow(2).sum(-1).mean()
+def ivp_loss(
+    model: IVPPINN, field: Field, t: Tensor, *, weights: Tensor | None = None, ic_weight: float = 0.0
+) -> Tensor:
+    """``Σ ω_i ‖dN/dt(t_i) − F(N(t_i))‖²`` of the single-IVP PINN at the times ``t (C,)`` (the mean
+    by default), plus ``γ ‖N(0) − x0‖²`` for ``constraint="soft"`` (``ic_weight=γ``)."""
+    loss = _weighted(ivp_residual(model, field, t).pow(2).sum(-1), weights)
+    gamma = _ic_weight(ic_weight)
+    if gamma and model.constraint == "soft":
+        loss = loss + gamma * (model(torch.zeros((), dtype=t.dtype, device=t.device)) - model.x0).pow(2).sum()
+    return loss
 
 
 @dataclass(frozen=True)

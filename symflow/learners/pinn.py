@@ -9,6 +9,11 @@ J. Comput. Phys. 378 (2019)). Two ways to make ``N(0) = x0`` hold for every set 
   Functional Connections (Mortari, "The Theory of Connections: Connecting Points", Mathematics 5
   (2017)); ``Ñ(t) − Ñ(0)`` is evaluated in increment form so ``N(0) = x0`` holds exactly.
 
+The alternative the seed states first (slide "PINN"): no constraint, ``constraint="soft"``:
+``N(t) = x0 + Ñ(t)`` with ``Ñ`` free, so ``N(0) = x0`` holds only as well as the loss term
+``γ ‖N(0) − x0‖²`` makes it (:func:`~symflow.learners.losses.ivp_loss`,
+:func:`~symflow.learners.losses.hamiltonian_matching_loss` with ``ic_weight=γ``).
+
 :class:`IVPPINN` solves one initial value problem on ``[0, T]`` (``Ñ`` a tanh MLP of ``t``).
 :class:`FlowMapPINN` learns the flow map ``N(t, x0)`` on ``Ω × [0, Δt]`` (``Ñ`` an MLP of
 ``[x0; t]``) with the same residual as SympFlow and composes like it — the unconstrained baseline
@@ -30,7 +35,7 @@ from .networks import MLP, IncrementMLP
 
 Tensor = torch.Tensor
 
-CONSTRAINTS = ("linear", "tfc")
+CONSTRAINTS = ("linear", "tfc", "soft")
 
 
 def _constraint(value: str) -> str:
@@ -47,7 +52,8 @@ class FlowMapPINN(FlowMap):
         dt: the time ``Δt`` it is trained for; longer times by composition (:meth:`flow`).
         width, hidden_layers: the MLP ``Ñ : R^{D+1} → R^D`` (default 30 × 2 ≈ the parameter count
             of the default SympFlow for D = 4).
-        constraint: ``"linear"`` or ``"tfc"`` (see the module docstring).
+        constraint: ``"linear"``, ``"tfc"`` (exact ``N(0) = x0``) or ``"soft"`` (imposed by the loss;
+            see the module docstring).
         derivatives: ``"func"`` (``torch.func.jvp``) or ``"autograd"`` (loop over components).
         param_ranges: ``{name: (lo, hi)}`` for a parametric map ``N(t, x0; μ)`` (``μ`` an extra input
             of ``Ñ``).
@@ -74,7 +80,7 @@ class FlowMapPINN(FlowMap):
         self.hidden_layers = hidden_layers
         self.constraint = _constraint(constraint)
         kw = {"width": width, "hidden_layers": hidden_layers, "dtype": dtype, "device": device}
-        if constraint == "linear":  # input [x0; μ; t]
+        if constraint in ("linear", "soft"):  # input [x0; μ; t]
             self.net: nn.Module = MLP(dim + self.n_params + 1, dim, **kw)
         else:
             self.net = IncrementMLP(dim, dim, conditions=self.n_params, **kw)
@@ -106,6 +112,9 @@ class FlowMapPINN(FlowMap):
         if self.constraint == "linear":
             inputs = [x0] if mu is None else [x0, mu]
             return x0 + t.unsqueeze(-1) * self.net(torch.cat([*inputs, t.unsqueeze(-1)], dim=-1))
+        if self.constraint == "soft":  # nothing ties N(0) to x0 but the loss
+            inputs = [x0] if mu is None else [x0, mu]
+            return x0 + self.net(torch.cat([*inputs, t.unsqueeze(-1)], dim=-1))
         return x0 + self.net(t, x0, mu)
 
 
@@ -140,7 +149,7 @@ class IVPPINN(nn.Module):
         self.constraint = _constraint(constraint)
         self.register_buffer("x0", x0.to(device=device))
         kw = {"width": width, "hidden_layers": hidden_layers, "dtype": x0.dtype, "device": device}
-        if constraint == "linear":
+        if constraint in ("linear", "soft"):
             self.net: nn.Module = MLP(1, self.dim, **kw)
         else:
             self.net = IncrementMLP(0, self.dim, **kw)
@@ -167,6 +176,8 @@ class IVPPINN(nn.Module):
         s = t / self.t_end
         if self.constraint == "linear":
             return self.x0 + t.unsqueeze(-1) * self.net(s.unsqueeze(-1))
+        if self.constraint == "soft":  # nothing ties N(0) to x0 but the loss
+            return self.x0 + self.net(s.unsqueeze(-1))
         return self.x0 + self.net(s, s.new_zeros(*s.shape, 0))
 
     def time_derivative(self, t: Tensor | float) -> tuple[Tensor, Tensor]:

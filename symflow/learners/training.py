@@ -241,6 +241,11 @@ def _device(cfg: FlowMapConfig) -> torch.device:
     return dev
 
 
+def _gamma(cfg: FlowMapConfig) -> float:
+    """γ of the soft initial condition (PINNs with ``constraint="soft"``; 0 otherwise)."""
+    return float(getattr(cfg, "ic_weight", 0.0)) if getattr(cfg, "constraint", None) == "soft" else 0.0
+
+
 def _system_config(system: HamiltonianSystem) -> dict[str, Any]:
     return {"name": system.name, "args": dict(system.params)}
 
@@ -508,12 +513,14 @@ def _train_unsupervised(
         def loss_fn(step: int) -> dict[str, Tensor]:
             if step < cfg.adam_steps:
                 t, x, mu = draw(cfg.collocation)
-                return {"loss": hamiltonian_matching_loss(net, field_, t, x, mu=mu)}
+                return {"loss": hamiltonian_matching_loss(net, field_, t, x, mu=mu, ic_weight=_gamma(cfg))}
             if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
                 s.cache.t, s.cache.x, s.cache.mu = draw(cfg.lbfgs_points)
 
             def closure() -> Tensor:
-                return hamiltonian_matching_loss(net, field_, s.cache.t, s.cache.x, mu=s.cache.mu)
+                return hamiltonian_matching_loss(
+                    net, field_, s.cache.t, s.cache.x, mu=s.cache.mu, ic_weight=_gamma(cfg)
+                )
 
             loss = closure()
             s.opt.set_closure(closure, loss)
@@ -933,14 +940,29 @@ def _train_ivp(
         def draw(n: int) -> Tensor:
             return _time_draw(n, (0.0, net.t_end), s.gen).to(dtype=dtype, device=device)
 
+        gamma = _gamma(cfg)
+        nodes = weights = None
+        if cfg.collocation_weights == "gauss_legendre":  # fixed nodes t_i with quadrature weights ω_i
+            import numpy as np
+
+            x, w = np.polynomial.legendre.leggauss(cfg.collocation)
+            nodes = torch.tensor((x + 1) / 2 * net.t_end, dtype=dtype, device=device)
+            weights = torch.tensor(w / 2, dtype=dtype, device=device)  # Σ ω_i = 1
+
         def loss_fn(step: int) -> dict[str, Tensor]:
+            if nodes is not None:
+                t_now = nodes
+            elif step < cfg.adam_steps:
+                t_now = draw(cfg.collocation)
+            else:
+                if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
+                    s.cache.t = draw(cfg.lbfgs_points)
+                t_now = s.cache.t
             if step < cfg.adam_steps:
-                return {"loss": ivp_loss(net, field_, draw(cfg.collocation))}
-            if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
-                s.cache.t = draw(cfg.lbfgs_points)
+                return {"loss": ivp_loss(net, field_, t_now, weights=weights, ic_weight=gamma)}
 
             def closure() -> Tensor:
-                return ivp_loss(net, field_, s.cache.t)
+                return ivp_loss(net, field_, t_now, weights=weights, ic_weight=gamma)
 
             loss = closure()
             s.opt.set_closure(closure, loss)
@@ -962,6 +984,7 @@ def _train_ivp(
             err = (pred - ref).norm(dim=-1)
             summary["error_max"] = float(err.max())
             summary["error_final"] = float(err[0, -1])
+            summary["initial_condition_error"] = float(err[0, 0])  # ‖N(0) − x0‖: 0 unless soft
             evaluation["rollout"] = {"ts": ts, "prediction": pred, "reference": ref, "error": err}
             if cfg.plots:
                 from .plots import plot_trajectories
