@@ -152,7 +152,7 @@ def main(
                 if quick:
                     case["trajectories"] = 24
                 r = row if (noise, obs) == (DATA["noise"], DATA["observations"]) else run_case(config, case)
-                sweep_rows.append({"case": f"σ = {noise:g}, {obs} observations", **r})
+                sweep_rows.append({**r, "case": f"σ = {noise:g}, {obs} observations"})
                 print(json.dumps(sweep_rows[-1]), flush=True)
         rows += sweep_rows
         if record and not quick and not overrides:
