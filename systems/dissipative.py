@@ -430,7 +430,7 @@ register_system(
         name="damped_harmonic_oscillator",
         build=lambda omega, lam: doubled(damped_harmonic_oscillator(omega=omega, lam=lam)),
         parameters=(Parameter("omega", 1.0, "angular frequency ω", minimum=0.0, strict=True), _LAM),
-        summary="damped oscillator q''=-w^2q-2lam q' on the doubled phase space (Galley), exact flow",
+        summary="damped oscillator on the doubled phase space (Galley), exact flow",
     ),
     aliases=("damped_oscillator",),
 )

@@ -288,6 +288,15 @@ def simulate(
     else:
         sys_.sample(1, seed=0, energy=energy)  # an impossible energy fails here, not after the first chunk
 
+    doubling = getattr(sys_, "doubling", None)
+    if doubling is not None and y0 is not None:
+        defect = float(doubling.limit_defect(y0.to(F64)).max())
+        if defect > 1e-12 * max(1.0, float(y0.abs().max())):
+            raise InvalidArgumentError(
+                "y0",
+                f"doubled states {defect:.3g} off the physical limit",
+                f"states on the physical limit of {sys_.name} (lift physical ones: system.doubling.lift)",
+            )
     T = obs.width
     record = {
         "generator": "symflow.data.simulate",
@@ -309,6 +318,10 @@ def simulate(
         "chunk_size": chunk_size,
         **dict(attrs or {}),
     }
+    if doubling is not None:
+        # The file stores the doubled state (what the registry system evolves, what SympFlow trains on);
+        # `energy` holds the physical energy E of the projected state (H = 0 on the physical limit).
+        record.update(state="doubled", energy_kind="physical", doubling=doubling.config())
     writer = TrajectoryWriter(
         output,
         n,
@@ -333,7 +346,10 @@ def simulate(
     noise_draws = _Blocks(
         n, seed, lambda m, k: (torch.randn(m, T, D, generator=block_generator(seed, "noise", k), dtype=F64),)
     )
-    f = vector_field(sys_)
+    # Doubled (damped) systems: the doubled field at the projection onto the physical limit, the same
+    # trajectories in exact arithmetic, but round-off cannot excite the anti-damped mirror modes.
+    f = vector_field(sys_) if doubling is None else doubling.limit_field(sys_)
+    energy_of = sys_.energy if doubling is None else doubling.physical_energy
     failed: dict[str, int] = {}
     counts = [T + 1, 0, 0]  # fewest, total and most observations per trajectory
     cols = torch.arange(T)
@@ -366,7 +382,7 @@ def simulate(
                 y=observed,
                 length=length,
                 status=status,
-                energy=sys_.energy(clean) if store_energy else None,
+                energy=energy_of(clean) if store_energy else None,
                 y_clean=clean if store_clean else None,
             )
             counts = [
