@@ -523,6 +523,21 @@ def evaluate_flow_map(
         summary.update(ev.residual_summary(model, system, *residual_points))
     bound = ev.a_posteriori(model, system, x0[:bound_samples])
     summary["a_posteriori"] = bound["summary"]
+    doubled = getattr(system, "doubling", None) is not None
+    if doubled:
+        # A damped system on the doubled phase space: roll out with the projection onto the physical
+        # limit after every step, and measure the physical energy (H = 0 on the limit).
+        from .dissipative import PhysicalLimitFlow, physical_energy_summary
+
+        limited = PhysicalLimitFlow(model, system)
+        if horizon > 0:
+            roll = ev.rollout_error(limited, system, x0, horizon)
+            summary.update(roll["summary"])
+            data["rollout"] = roll
+        if energy_horizon > 0:
+            more, data["energy"] = physical_energy_summary(model, system, x0, energy_horizon)
+            summary.update(more)
+        return summary, data
     if horizon > 0:
         roll = ev.rollout_error(model, system, x0, horizon)
         summary.update(roll["summary"])
