@@ -348,9 +348,17 @@ def _doubled_linear_flow(link: Doubling, omega: float, lam: float) -> Callable[[
     return flow
 
 
-def _disc_sampler(omega: float, dof: int):
-    """Uniform in ``{E ≤ ½}`` (an ellipse: ``ω²q² + p² ≤ 1``, forward invariant under damping) in one
-    dof; with ``energy``: on the ellipse ``E = energy``. Several dofs: the box ``[−1, 1]^{2n}``."""
+#: Smallest radius (in units where E = r²/2) of the default initial states: see :func:`_log_radius_sampler`.
+R_MIN = 1e-3
+
+
+def _log_radius_sampler(omega: float, dof: int):
+    """Default states of a damped one-dof system: uniform angle, radius ``r = √(2E)`` log-uniform in
+    ``[R_MIN, 1]`` (so ``E ≤ ½``, a forward-invariant set under damping). Why log-uniform: a damped
+    trajectory ``r(t) ≈ r₀e^{−λt}`` spends time ``dr/(λr)`` at each radius, so this is where
+    trajectories actually are — and a learned map must be accurate there *relative to the amplitude*
+    for the decaying energy to be right. With ``energy``: on the ellipse ``E = energy``. Several dofs:
+    the box ``[−1, 1]^{2n}``."""
 
     def sample(m: int, gen: torch.Generator, energy: float | None) -> Tensor:
         if energy is not None and energy < 0:
@@ -360,7 +368,10 @@ def _disc_sampler(omega: float, dof: int):
                 raise CapabilityError("energy-shell sampling of the damped oscillator needs n = 1")
             return uniform(m, -1.0, 1.0, 2 * dof, gen)
         u = torch.rand(m, 2, generator=gen, dtype=torch.float64)
-        r = u[:, 0].sqrt() if energy is None else torch.full((m,), math.sqrt(2 * energy), dtype=torch.float64)
+        if energy is None:
+            r = R_MIN ** (1.0 - u[:, 0])
+        else:
+            r = torch.full((m,), math.sqrt(2 * energy), dtype=torch.float64)
         theta = 2 * math.pi * u[:, 1]
         return torch.stack([r * torch.cos(theta) / omega, r * torch.sin(theta)], dim=-1)
 
@@ -379,7 +390,7 @@ def damped_harmonic_oscillator(omega: float = 1.0, lam: float = 0.01, n: int = 1
         potential=lambda q: 0.5 * w2 * (q * q).sum(-1),
         grad_potential=lambda q: w2 * q,
         params={"omega": float(omega), "lam": float(lam)},
-        sampler=_disc_sampler(float(omega), n),
+        sampler=_log_radius_sampler(float(omega), n),
         exact_flow=_damped_oscillator_flow(float(omega), float(lam)),
         coordinate_names=("q", "p")
         if n == 1
@@ -396,10 +407,11 @@ def damped_pendulum(g: float = 1.0, length: float = 1.0, lam: float = 0.01) -> D
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InvalidArgumentError(name, value, "a positive number")
     w2 = float(g) / float(length)
+    small = _log_radius_sampler(math.sqrt(w2), 1)
 
     def sample(m: int, gen: torch.Generator, energy: float | None) -> Tensor:
-        if energy is None:  # librations of moderate amplitude
-            return torch.cat([uniform(m, -2.0, 2.0, 1, gen), uniform(m, -1.0, 1.0, 1, gen)], dim=-1)
+        if energy is None:  # librations, radius log-uniform as for the oscillator (see R_MIN)
+            return small(m, gen, None)
         if energy < 0:
             raise InvalidArgumentError("energy", energy, "a physical energy >= 0")
         # θ uniform where V(θ) ≤ E, then |p| from E, random sign.
