@@ -18,12 +18,15 @@ Parts:
    each (uniform order statistics on ``[0, 5]``), simulated with ``symflow.data.simulate`` (doubled
    states on the physical limit), trained on pairs within ``Δt``; same metrics.
 
-CPU, float64, 1 thread. ``python -m benchmarks.bench_damped [--quick] [--only unsupervised|supervised]``
+CPU, float64, 1 thread. ``python -m benchmarks.bench_damped [--quick] [--case unsupervised:sympflow ...]``
+(cases as parallel processes: ``--case C --rows-dir DIR`` each, then ``--merge DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -61,10 +64,17 @@ def quick_budget(budget: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def disc_states(n: int, seed: int = 12345) -> torch.Tensor:
+    """Held-out physical states uniform (by area) in the disc ``{E ≤ ½}`` (never used in training)."""
+    u = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    r, phi = u[:, 0].sqrt(), 2 * math.pi * u[:, 1]
+    return torch.stack([r * torch.cos(phi), r * torch.sin(phi)], dim=-1)
+
+
 def evaluate(model, system, quick_mode: bool) -> dict[str, float]:
     """Physical rollout from 16 held-out states to T = 100 against the exact damped solution."""
     physical = system.doubling.physical
-    x0 = physical.sample(4 if quick_mode else 16, seed=12345)
+    x0 = disc_states(4 if quick_mode else 16)
     ts = torch.linspace(0.0, T_END, 1001, dtype=torch.float64)
     started = time.process_time()
     pred = physical_rollout(model, system, x0, ts)
@@ -97,48 +107,42 @@ def row(case: str, learner: str, summary: dict[str, Any], metrics: dict[str, flo
     }
 
 
-def unsupervised(quick_mode: bool) -> list[dict[str, Any]]:
+def unsupervised(learner: str, quick_mode: bool) -> dict[str, Any]:
     system = get_system("damped_harmonic_oscillator", lam=LAM)
     budget = quick_budget(BUDGET) if quick_mode else BUDGET
-    rows = []
-    for learner in ("sympflow", "pinn"):
-        res = train_flow_map(
-            system,
-            learner=learner,
-            **budget,
-            **UNSUPERVISED,
-            **MODELS[learner],
-            evaluate=False,
-            progress=False,
-        )
-        rows.append(row("unsupervised (Hamiltonian matching on the doubled H)", learner, res.summary,
-                        evaluate(res.model, system, quick_mode)))  # fmt: skip
-        print(rows[-1], flush=True)
-    return rows
+    res = train_flow_map(
+        system, learner=learner, **budget, **UNSUPERVISED, **MODELS[learner], evaluate=False, progress=False
+    )
+    return row("unsupervised (Hamiltonian matching on the doubled H)", learner, res.summary,
+               evaluate(res.model, system, quick_mode))  # fmt: skip
 
 
-def supervised(quick_mode: bool) -> list[dict[str, Any]]:
+def supervised(learner: str, quick_mode: bool) -> dict[str, Any]:
     from symflow.data import simulate
 
     system = get_system("damped_harmonic_oscillator", lam=LAM)
     budget = quick_budget(BUDGET) if quick_mode else BUDGET
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "damped.h5"
         simulate(system.name, 50, 5.0, output=path, sampling="uniform", n_obs=10, params={"lam": LAM},
                  seed=0, progress=False)  # fmt: skip
-        for learner in ("sympflow", "pinn"):
-            res = train_flow_map(
-                data=str(path), learner=learner, **budget, **SUPERVISED, **MODELS[learner], evaluate=False,
-                progress=False,
-            )  # fmt: skip
-            r = row("supervised (N = 50 trajectories, M = 10 times)", learner, res.summary,
-                    evaluate(res.model, system, quick_mode))  # fmt: skip
-            r["trajectories"] = res.summary["trajectories"]
-            r["pairs"] = res.summary["pairs"]
-            rows.append(r)
-            print(rows[-1], flush=True)
-    return rows
+        res = train_flow_map(
+            data=str(path), learner=learner, **budget, **SUPERVISED, **MODELS[learner], evaluate=False,
+            progress=False,
+        )  # fmt: skip
+    r = row("supervised (N = 50 trajectories, M = 10 times)", learner, res.summary,
+            evaluate(res.model, system, quick_mode))  # fmt: skip
+    r["trajectories"] = res.summary["trajectories"]
+    r["pairs"] = res.summary["pairs"]
+    return r
+
+
+CASES = {
+    "unsupervised:sympflow": lambda q: unsupervised("sympflow", q),
+    "unsupervised:pinn": lambda q: unsupervised("pinn", q),
+    "supervised:sympflow": lambda q: supervised("sympflow", q),
+    "supervised:pinn": lambda q: supervised("pinn", q),
+}
 
 
 DESCRIPTION = (
@@ -153,28 +157,46 @@ DESCRIPTION = (
 )
 
 
-def main(quick: bool = False, only: str | None = None) -> dict[str, Any]:
+def main(quick: bool = False, cases: list[str] | None = None, rows_dir: Path | None = None) -> dict[str, Any]:
+    """Run ``cases`` (default: all, in this process) and record ``results/damped.json``. With
+    ``rows_dir`` each case's row is also written there, so cases can run as separate processes and be
+    recorded together with ``--merge``."""
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    parts = {"unsupervised": unsupervised, "supervised": supervised}
-    for key, fn in parts.items():
-        if only is None or only == key:
-            rows += fn(quick)
+    for case in cases or list(CASES):
+        rows.append(CASES[case](quick))
+        print(rows[-1], flush=True)
+        if rows_dir is not None:
+            rows_dir.mkdir(parents=True, exist_ok=True)
+            (rows_dir / f"{case.replace(':', '_')}.json").write_text(json.dumps(rows[-1]))
     payload = {
         "description": DESCRIPTION + (" QUICK MODE: smoke-test sizes." if quick else ""),
         "rows": rows,
         "wall_seconds": time.perf_counter() - started,
     }
-    if not quick and only is None:
+    if not quick and cases is None:
         payload["path"] = str(write_result("damped", payload))
     return payload
+
+
+def merge(rows_dir: Path) -> Path:
+    """Record the rows that separate ``--case`` processes wrote to ``rows_dir`` as ``results/damped.json``."""
+    rows = [json.loads((rows_dir / f"{c.replace(':', '_')}.json").read_text()) for c in CASES]
+    return write_result(
+        "damped", {"description": DESCRIPTION + " Cases run as parallel processes.", "rows": rows}
+    )
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=("unsupervised", "supervised"))
+    ap.add_argument("--case", action="append", choices=list(CASES), help="run only this case (repeatable)")
+    ap.add_argument("--rows-dir", type=Path, help="also write each case's row here (for --merge)")
+    ap.add_argument("--merge", type=Path, metavar="ROWS_DIR", help="record the rows of separate --case runs")
     a = ap.parse_args()
-    main(quick=a.quick, only=a.only)
+    if a.merge is not None:
+        print(merge(a.merge))
+    else:
+        main(quick=a.quick, cases=a.case, rows_dir=a.rows_dir)
