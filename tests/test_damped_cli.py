@@ -83,3 +83,20 @@ def test_physical_energy_report_catches_a_wrong_decay_rate():
         physical_energy_report((ts, y), S.get_system("harmonic_oscillator"))
     with pytest.raises(InvalidArgumentError, match="size 4"):
         physical_energy_report((ts, y[..., :2]), system)
+
+
+def test_train_then_diagnose_a_sympflow_run_on_the_doubled_space(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(
+        ["train", "sympflow", "--system", "damped_harmonic_oscillator", "--param", "lam=0.1", "--dt", "1",
+         "--layers", "2", "--width", "6", "--adam-steps", "20", "--collocation", "64", "--horizon", "5",
+         "--energy-horizon", "5", "--eval-samples", "2", "--no-plots", "--out", str(run), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["physical_energy_relative_error_max"] >= 0 and summary["physical_error_max"] >= 0
+    out = tmp_path / "report"
+    assert main(["diagnose", str(run), "-o", str(out), "--orbits", "3", "--t-end", "30", "--quiet"]) == 0
+    report = load_report(out / "report.json")
+    assert "projected onto the physical limit" in report["settings"]["source"]
+    assert report["physical_energy"]["limit_defect_max"] < 1e-12  # projected every step
