@@ -183,10 +183,17 @@ def main(quick: bool = False, cases: list[str] | None = None, rows_dir: Path | N
 
 def merge(rows_dir: Path) -> Path:
     """Record the rows that separate ``--case`` processes wrote to ``rows_dir`` as ``results/damped.json``."""
-    rows = [json.loads((rows_dir / f"{c.replace(':', '_')}.json").read_text()) for c in CASES]
-    return write_result(
-        "damped", {"description": DESCRIPTION + " Cases run as parallel processes.", "rows": rows}
-    )
+    rows, missing = [], []
+    for case in CASES:
+        path = rows_dir / f"{case.replace(':', '_')}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+        else:
+            missing.append(case)
+    note = " Cases run as parallel processes."
+    if missing:
+        note += f" Not recorded (did not finish): {', '.join(missing)}."
+    return write_result("damped", {"description": DESCRIPTION + note, "rows": rows, "missing": missing})
 
 
 if __name__ == "__main__":
