@@ -155,8 +155,9 @@ DESCRIPTION = (
     "max |E_pred - E|/E while E > 1e-3 E(0) (target ≤ 2%); *_no_projection: the same map composed without "
     "the projection. Same budget for both learners: Adam 200 steps (lr 1e-2, cosine) then 200 L-BFGS steps "
     "(20 iterations each, 1,000 points redrawn every 20 steps); unsupervised: 700 fresh collocation points "
-    "per Adam step; supervised: N = 50 trajectories from states uniform in the disc x M = 10 uniform times on [0, 5] (seeded split: train/"
-    "val/test), pairs within Δt. CPU, float64, 1 thread; train_cpu_s is process CPU time."
+    "per Adam step (states on the physical limit, radius log-uniform in [1e-3, 1]); supervised: N = 50 "
+    "trajectories from states uniform in the disc x M = 10 uniform times on [0, 5] (seeded split: "
+    "train/val/test), pairs within Δt. CPU, float64, 1 thread; train_cpu_s is process CPU time."
 )
 
 
