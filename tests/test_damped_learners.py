@@ -146,3 +146,25 @@ def test_supervised_training_from_a_simulated_doubled_file(tmp_path):
     x0 = system.doubling.physical.sample(2, seed=5)
     pred = physical_rollout(res.model, system, x0, torch.linspace(0, 10, 11, dtype=F64))
     assert torch.isfinite(pred).all()
+
+
+def test_relative_residual_weights_each_collocation_residual_by_the_inverse_squared_state():
+    from symflow.learners.losses import (
+        hamiltonian_matching_loss,
+        hamiltonian_matching_residual,
+        relative_weights,
+    )
+
+    system = s.get_system("damped_harmonic_oscillator", lam=0.1)
+    torch.manual_seed(2)
+    model = SympFlow(2, dt=1.0, layers=2, width=6, dtype=F64)
+    field = s.vector_field(system)
+    x = system.sample(32, seed=4)
+    t = torch.rand(32, dtype=F64)
+    r2 = hamiltonian_matching_residual(model, field, t, x).pow(2).sum(-1)
+    weighted = hamiltonian_matching_loss(model, field, t, x, weights=relative_weights(x))
+    torch.testing.assert_close(weighted, (r2 / x.pow(2).sum(-1)).mean())
+    # a residual that scales with the state (a relative error) weighs the same at every radius
+    assert math.isclose(
+        float(relative_weights(0.01 * x[:1])[0] * (0.01**2)), float(relative_weights(x[:1])[0])
+    )

@@ -155,7 +155,14 @@ def check_field(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
 
 # Fields that only matter for one of the two data sources of a flow map. Setting one of them to a
 # value other than its default with the other source is refused (it would be silently ignored).
-UNSUPERVISED_ONLY = ("energy_max", "box", "collocation_times", "collocation", "validation_points")
+UNSUPERVISED_ONLY = (
+    "energy_max",
+    "box",
+    "collocation_times",
+    "collocation",
+    "validation_points",
+    "relative_residual",
+)
 SUPERVISED_ONLY = ("val_fraction", "test_fraction", "pairs", "pair_horizon", "batch_size", "eval_multiples")
 #: Fields a resumed run may change: the L-BFGS budget, and what is evaluated and written afterwards.
 RESUMABLE = (
@@ -271,6 +278,13 @@ class FlowMapConfig:
     )
     validation_points: int = option(
         2000, kind="int", low=1, group=DOMAIN, help="held-out collocation points for the validation residual"
+    )
+    relative_residual: bool = option(
+        False,
+        kind="bool",
+        group=DOMAIN,
+        help="weight each collocation residual by 1/|x0|^2 (scale-free accuracy, for damped systems whose "
+        "states decay towards 0; docs/damped.md)",
     )
 
     # -- trajectory data (supervised) -----------------------------------------------------------------

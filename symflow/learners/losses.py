@@ -43,10 +43,25 @@ def hamiltonian_matching_residual(
 
 
 def hamiltonian_matching_loss(
-    model: FlowMap, field: Field, t: Tensor, x0: Tensor, *, derivatives: str | None = None
+    model: FlowMap,
+    field: Field,
+    t: Tensor,
+    x0: Tensor,
+    *,
+    derivatives: str | None = None,
+    weights: Tensor | None = None,
 ) -> Tensor:
-    """Mean over samples of the squared residual norm (the slides' ``L(θ)``)."""
-    return hamiltonian_matching_residual(model, field, t, x0, derivatives=derivatives).pow(2).sum(-1).mean()
+    """Mean over samples of the squared residual norm (the slides' ``L(θ)``), each sample's term
+    multiplied by ``weights (B,)`` when given (e.g. ``1/|x0|²``: relative residuals)."""
+    r2 = hamiltonian_matching_residual(model, field, t, x0, derivatives=derivatives).pow(2).sum(-1)
+    return (r2 if weights is None else r2 * weights).mean()
+
+
+def relative_weights(x0: Tensor, floor: float = 1e-8) -> Tensor:
+    """``1 / max(|x0|², floor)``: Hamiltonian matching of relative residuals, so a state of size
+    ``r`` is fitted to the same *relative* accuracy as any other — what a decaying (damped)
+    trajectory needs for its energy to stay right as it shrinks."""
+    return 1.0 / x0.pow(2).sum(-1).clamp_min(floor)
 
 
 def ivp_residual(model: IVPPINN, field: Field, t: Tensor) -> Tensor:

@@ -42,7 +42,13 @@ from . import evaluation as ev
 from .config import RESUMABLE, FlowMapConfig, PinnConfig, config_class
 from .domains import Box, Domain, EnergySublevel, SystemDomain
 from .flowmap import FlowMap
-from .losses import hamiltonian_matching_loss, ivp_loss, trajectory_loss, trajectory_pairs
+from .losses import (
+    hamiltonian_matching_loss,
+    ivp_loss,
+    relative_weights,
+    trajectory_loss,
+    trajectory_pairs,
+)
 from .optim import AdamThenLBFGS
 from .registry import build_model, dtype_name, parse_dtype, read_config
 from .supervised import (
@@ -445,15 +451,20 @@ def _train_unsupervised(
         def draw(n: int) -> tuple[Tensor, Tensor]:
             return _time_draw(n, span, s.gen).to(**cast), dom.sample(n, s.gen, **cast)
 
+        def weights(x: Tensor) -> Tensor | None:
+            return relative_weights(x) if cfg.relative_residual else None
+
         def loss_fn(step: int) -> dict[str, Tensor]:
             if step < cfg.adam_steps:
                 t, x = draw(cfg.collocation)
-                return {"loss": hamiltonian_matching_loss(net, field_, t, x)}
+                return {"loss": hamiltonian_matching_loss(net, field_, t, x, weights=weights(x))}
             if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
                 s.cache.t, s.cache.x = draw(cfg.lbfgs_points)
 
             def closure() -> Tensor:
-                return hamiltonian_matching_loss(net, field_, s.cache.t, s.cache.x)
+                return hamiltonian_matching_loss(
+                    net, field_, s.cache.t, s.cache.x, weights=weights(s.cache.x)
+                )
 
             loss = closure()
             s.opt.set_closure(closure, loss)
