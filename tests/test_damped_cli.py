@@ -89,7 +89,7 @@ def test_train_then_diagnose_a_sympflow_run_on_the_doubled_space(tmp_path, capsy
     run = tmp_path / "run"
     code = main(
         ["train", "sympflow", "--system", "damped_harmonic_oscillator", "--param", "lam=0.1", "--dt", "1",
-         "--layers", "2", "--width", "6", "--adam-steps", "20", "--collocation", "64", "--horizon", "5",
+         "--layers", "2", "--width", "6", "--steps", "20", "--collocation", "64", "--horizon", "5",
          "--energy-horizon", "5", "--eval-samples", "2", "--no-plots", "--out", str(run), "--no-progress"]
     )  # fmt: skip
     assert code == 0
