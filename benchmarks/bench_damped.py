@@ -25,6 +25,7 @@ CPU, float64, 1 thread. ``python -m benchmarks.bench_damped [--quick] [--case un
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import tempfile
@@ -107,17 +108,36 @@ def row(case: str, learner: str, summary: dict[str, Any], metrics: dict[str, flo
     }
 
 
-def unsupervised(learner: str, quick_mode: bool, relative: bool = False) -> dict[str, Any]:
-    """Hamiltonian matching on the doubled H; ``relative``: residuals weighted by ``1/|x0|²``."""
+def disc_domain(system):
+    """The doubled system with collocation states uniform (by area) in the disc {E ≤ ½} (lifted),
+    instead of the default log-uniform radius."""
+    link = system.doubling
+
+    def sampler(m: int, gen: torch.Generator, energy: float | None) -> torch.Tensor:
+        u = torch.rand(m, 2, generator=gen, dtype=torch.float64)
+        r, phi = u[:, 0].sqrt(), 2 * math.pi * u[:, 1]
+        return link.lift(torch.stack([r * torch.cos(phi), r * torch.sin(phi)], dim=-1))
+
+    return dataclasses.replace(system, sampler=sampler)
+
+
+def unsupervised(
+    learner: str, quick_mode: bool, relative: bool = False, disc: bool = False
+) -> dict[str, Any]:
+    """Hamiltonian matching on the doubled H; ``relative``: residuals weighted by ``1/|x0|²``; ``disc``:
+    collocation states uniform in the disc instead of the default log-uniform radius."""
     system = get_system("damped_harmonic_oscillator", lam=LAM)
+    if disc:
+        system = disc_domain(system)
     budget = quick_budget(BUDGET) if quick_mode else BUDGET
     res = train_flow_map(
         system, learner=learner, **budget, **UNSUPERVISED, **MODELS[learner], relative_residual=relative,
         evaluate=False, progress=False,
     )  # fmt: skip
     case = "unsupervised (Hamiltonian matching on the doubled H" + (
-        ", relative residuals)" if relative else ")"
+        ", relative residuals" if relative else ""
     )
+    case += ", uniform-disc domain)" if disc else ")"
     return row(case, learner, res.summary, evaluate(res.model, system, quick_mode))
 
 
@@ -149,6 +169,8 @@ CASES = {
     "unsupervised:pinn": lambda q: unsupervised("pinn", q),
     "unsupervised-relative:sympflow": lambda q: unsupervised("sympflow", q, relative=True),
     "unsupervised-relative:pinn": lambda q: unsupervised("pinn", q, relative=True),
+    "unsupervised-relative-disc:sympflow": lambda q: unsupervised("sympflow", q, relative=True, disc=True),
+    "unsupervised-relative-disc:pinn": lambda q: unsupervised("pinn", q, relative=True, disc=True),
     "supervised:sympflow": lambda q: supervised("sympflow", q),
     "supervised:pinn": lambda q: supervised("pinn", q),
 }
