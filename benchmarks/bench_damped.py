@@ -108,27 +108,25 @@ def row(case: str, learner: str, summary: dict[str, Any], metrics: dict[str, flo
     }
 
 
-def disc_domain(system):
-    """The doubled system with collocation states uniform (by area) in the disc {E ≤ ½} (lifted),
-    instead of the default log-uniform radius."""
+def log_domain(system):
+    """The doubled system with collocation states of radius ``√(2E)`` log-uniform in ``[1e-3, 1]``
+    (uniform angle; where decaying trajectories spend their time) instead of the default uniform disc."""
     link = system.doubling
 
     def sampler(m: int, gen: torch.Generator, energy: float | None) -> torch.Tensor:
         u = torch.rand(m, 2, generator=gen, dtype=torch.float64)
-        r, phi = u[:, 0].sqrt(), 2 * math.pi * u[:, 1]
+        r, phi = 1e-3 ** (1.0 - u[:, 0]), 2 * math.pi * u[:, 1]
         return link.lift(torch.stack([r * torch.cos(phi), r * torch.sin(phi)], dim=-1))
 
     return dataclasses.replace(system, sampler=sampler)
 
 
-def unsupervised(
-    learner: str, quick_mode: bool, relative: bool = False, disc: bool = False
-) -> dict[str, Any]:
-    """Hamiltonian matching on the doubled H; ``relative``: residuals weighted by ``1/|x0|²``; ``disc``:
-    collocation states uniform in the disc instead of the default log-uniform radius."""
+def unsupervised(learner: str, quick_mode: bool, relative: bool = False, log: bool = False) -> dict[str, Any]:
+    """Hamiltonian matching on the doubled H; ``relative``: residuals weighted by ``1/|x0|²``; ``log``:
+    collocation radii log-uniform instead of the default (uniform in the disc {E ≤ ½})."""
     system = get_system("damped_harmonic_oscillator", lam=LAM)
-    if disc:
-        system = disc_domain(system)
+    if log:
+        system = log_domain(system)
     budget = quick_budget(BUDGET) if quick_mode else BUDGET
     res = train_flow_map(
         system, learner=learner, **budget, **UNSUPERVISED, **MODELS[learner], relative_residual=relative,
@@ -137,7 +135,7 @@ def unsupervised(
     case = "unsupervised (Hamiltonian matching on the doubled H" + (
         ", relative residuals" if relative else ""
     )
-    case += ", uniform-disc domain)" if disc else ")"
+    case += ", log-radius domain)" if log else ")"
     return row(case, learner, res.summary, evaluate(res.model, system, quick_mode))
 
 
@@ -169,8 +167,10 @@ CASES = {
     "unsupervised:pinn": lambda q: unsupervised("pinn", q),
     "unsupervised-relative:sympflow": lambda q: unsupervised("sympflow", q, relative=True),
     "unsupervised-relative:pinn": lambda q: unsupervised("pinn", q, relative=True),
-    "unsupervised-relative-disc:sympflow": lambda q: unsupervised("sympflow", q, relative=True, disc=True),
-    "unsupervised-relative-disc:pinn": lambda q: unsupervised("pinn", q, relative=True, disc=True),
+    "unsupervised-log:sympflow": lambda q: unsupervised("sympflow", q, log=True),
+    "unsupervised-log:pinn": lambda q: unsupervised("pinn", q, log=True),
+    "unsupervised-relative-log:sympflow": lambda q: unsupervised("sympflow", q, relative=True, log=True),
+    "unsupervised-relative-log:pinn": lambda q: unsupervised("pinn", q, relative=True, log=True),
     "supervised:sympflow": lambda q: supervised("sympflow", q),
     "supervised:pinn": lambda q: supervised("pinn", q),
 }
@@ -183,7 +183,8 @@ DESCRIPTION = (
     "max |E_pred - E|/E while E > 1e-3 E(0) (target ≤ 2%); *_no_projection: the same map composed without "
     "the projection. Same budget for both learners: Adam 200 steps (lr 1e-2, cosine) then 200 L-BFGS steps "
     "(20 iterations each, 1,000 points redrawn every 20 steps); unsupervised: 700 fresh collocation points "
-    "per Adam step (states on the physical limit, radius log-uniform in [1e-3, 1]); supervised: N = 50 "
+    "per Adam step (states on the physical limit, uniform in the disc; '-log': radius log-uniform in "
+    "[1e-3, 1]; '-relative': residuals weighted by 1/|x0|^2); supervised: N = 50 "
     "trajectories from states uniform in the disc x M = 10 uniform times on [0, 5] (seeded split: "
     "train/val/test), pairs within Δt. CPU, float64, 1 thread; train_cpu_s is process CPU time."
 )

@@ -348,17 +348,11 @@ def _doubled_linear_flow(link: Doubling, omega: float, lam: float) -> Callable[[
     return flow
 
 
-#: Smallest radius (in units where E = r²/2) of the default initial states: see :func:`_log_radius_sampler`.
-R_MIN = 1e-3
-
-
-def _log_radius_sampler(omega: float, dof: int):
-    """Default states of a damped one-dof system: uniform angle, radius ``r = √(2E)`` log-uniform in
-    ``[R_MIN, 1]`` (so ``E ≤ ½``, a forward-invariant set under damping). Why log-uniform: a damped
-    trajectory ``r(t) ≈ r₀e^{−λt}`` spends time ``dr/(λr)`` at each radius, so this is where
-    trajectories actually are — and a learned map must be accurate there *relative to the amplitude*
-    for the decaying energy to be right. With ``energy``: on the ellipse ``E = energy``. Several dofs:
-    the box ``[−1, 1]^{2n}``."""
+def _disc_sampler(omega: float, dof: int):
+    """Default states of a damped one-dof system: uniform (by area) in the ellipse ``{E ≤ ½}``
+    (``ω²q² + p² ≤ 1``, forward invariant under damping); with ``energy``: on the ellipse ``E = energy``.
+    Several dofs: the box ``[−1, 1]^{2n}``. (A log-uniform radius, where decaying trajectories spend
+    their time, trained worse: see ``benchmarks/bench_damped.py``.)"""
 
     def sample(m: int, gen: torch.Generator, energy: float | None) -> Tensor:
         if energy is not None and energy < 0:
@@ -369,7 +363,7 @@ def _log_radius_sampler(omega: float, dof: int):
             return uniform(m, -1.0, 1.0, 2 * dof, gen)
         u = torch.rand(m, 2, generator=gen, dtype=torch.float64)
         if energy is None:
-            r = R_MIN ** (1.0 - u[:, 0])
+            r = u[:, 0].sqrt()
         else:
             r = torch.full((m,), math.sqrt(2 * energy), dtype=torch.float64)
         theta = 2 * math.pi * u[:, 1]
@@ -390,7 +384,7 @@ def damped_harmonic_oscillator(omega: float = 1.0, lam: float = 0.01, n: int = 1
         potential=lambda q: 0.5 * w2 * (q * q).sum(-1),
         grad_potential=lambda q: w2 * q,
         params={"omega": float(omega), "lam": float(lam)},
-        sampler=_log_radius_sampler(float(omega), n),
+        sampler=_disc_sampler(float(omega), n),
         exact_flow=_damped_oscillator_flow(float(omega), float(lam)),
         coordinate_names=("q", "p")
         if n == 1
@@ -407,10 +401,10 @@ def damped_pendulum(g: float = 1.0, length: float = 1.0, lam: float = 0.01) -> D
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InvalidArgumentError(name, value, "a positive number")
     w2 = float(g) / float(length)
-    small = _log_radius_sampler(math.sqrt(w2), 1)
+    small = _disc_sampler(math.sqrt(w2), 1)
 
     def sample(m: int, gen: torch.Generator, energy: float | None) -> Tensor:
-        if energy is None:  # librations, radius log-uniform as for the oscillator (see R_MIN)
+        if energy is None:  # librations: uniform in {E ≤ ½} as for the oscillator
             return small(m, gen, None)
         if energy < 0:
             raise InvalidArgumentError("energy", energy, "a physical energy >= 0")
