@@ -4,8 +4,8 @@ Damped oscillator λ = 0.1 on the doubled phase space, read back with the projec
 limit, 16 held-out states to T = 100 against the exact damped solution: max state error ≤ 1e-2 and
 relative error of the physical energy E(t) ≤ 2% while E(t) > 1e-3 E(0).
 
-The energy target is not met yet (docs/damped.md: SympFlow 3.9% with relative residuals in an
-exploratory run; the flow-map PINN 3.6%); those assertions are strict xfails, so the day a
+The energy target is not met yet (benchmarks/results/damped.json: SympFlow 3.9% with relative
+residuals, 13% from data; the flow-map PINN 3.6-3.9%); those assertions are strict xfails, so the day a
 configuration meets it the suite says so.
 """
 
