@@ -5,7 +5,7 @@ limit, 16 held-out states to T = 100 against the exact damped solution: max stat
 relative error of the physical energy E(t) ≤ 2% while E(t) > 1e-3 E(0).
 
 The energy target is not met yet (benchmarks/results/damped.json: SympFlow 3.9% with relative
-residuals, 13% from data; the flow-map PINN 3.6-3.9%); those assertions are strict xfails, so the day a
+residuals, 13% from data; the flow-map PINN meets it: 1.9%); those assertions are strict xfails, so the day a
 configuration meets it the suite says so.
 """
 
