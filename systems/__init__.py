@@ -11,10 +11,17 @@ Layering: this package imports only ``symflow.integrators`` (for shared types), 
 
 # isort: off
 # Importing the catalogue registers it, simplest systems first (this is the order `list_systems` shows).
-from . import oscillators, pendulums, celestial, henon_heiles, fput  # noqa: F401
+from . import oscillators, pendulums, celestial, henon_heiles, fput, dissipative  # noqa: F401
 
 # isort: on
 from .autodiff import CompiledFieldWarning
+from .dissipative import (
+    DissipativeSystem,
+    Doubling,
+    damped_harmonic_oscillator,
+    damped_pendulum,
+    doubled,
+)
 from .exact import kepler_flow, linear_flow
 from .families import ParametricFamily, declared_ranges, parametric_family, parse_range
 from .fields import (
@@ -30,6 +37,8 @@ from .spec import HamiltonianSystem, Parameter, PoincareSurface, SystemSpec
 __all__ = [
     "SYSTEMS",
     "CompiledFieldWarning",
+    "DissipativeSystem",
+    "Doubling",
     "HamiltonianField",
     "HamiltonianSystem",
     "Parameter",
@@ -37,6 +46,9 @@ __all__ = [
     "PoincareSurface",
     "SystemSpec",
     "declared_ranges",
+    "damped_harmonic_oscillator",
+    "damped_pendulum",
+    "doubled",
     "from_hamiltonian",
     "get_spec",
     "get_system",

@@ -177,6 +177,9 @@ class HamiltonianSystem:
         grad_hamiltonian: optional hand-derived ``(q, p) -> (∂H/∂q, ∂H/∂p)``; it makes fields several
             times cheaper than automatic differentiation and is checked against ``torch.func.grad`` in
             the test suite.
+        doubling: for the doubled-phase-space form of a damped system, the
+            :class:`~symflow.systems.dissipative.Doubling` (``lift``/``project`` to and from the
+            physical state, ``physical_energy``); ``None`` for every other system.
         grad_kinetic, grad_potential: hand-derived ``∂T/∂p`` and ``∂V/∂q`` of a separable system; when
             both are given they also define ``grad_hamiltonian``.
         sampler: ``(n, generator, energy) -> (n, D)`` float64 initial conditions on the CPU; ``energy``
@@ -206,6 +209,7 @@ class HamiltonianSystem:
     description: str = ""
     reference: str = ""
     separability: str = ""
+    doubling: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dof, int) or self.dof < 1:

@@ -252,6 +252,15 @@ def run(args: argparse.Namespace) -> int:
             f"energy: max relative error {_fmt(energy['max_error'])}, median drift exponent "
             f"{_fmt(energy['median_drift_exponent'])} ({drifting})"
         )
+        pe = result.report.get("physical_energy")
+        if pe:  # a damped system on the doubled phase space: the energy that decays is the physical one
+            print(
+                "physical energy (projected): E(end)/E(0) median "
+                f"{_fmt(pe['physical_energy_final_over_initial_median'])}, "
+                f"max relative error of E(t) vs reference {_fmt(pe['physical_energy_relative_error_max'])} "
+                f"(while E > {pe['energy_floor']:g} E(0)); doubled H max change "
+                f"{_fmt(pe['doubled_hamiltonian_change_max'])}"
+            )
         s = result.report["structure"]
         print(f"structure of {s['source']}: max symplecticity defect {_fmt(s['max_defect'])}")
         if result.section is not None:

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
                 "separable": system.separable,
                 "exact_flow": system.exact_flow is not None,
                 "poincare": system.poincare.description if system.poincare else None,
+                "doubled": system.doubling is not None,
                 "summary": spec.summary,
                 "parameters": {
                     p.name: {
@@ -42,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':22s} {'dof':>4s}  {'separable':9s}  {'exact':5s}  summary")
+    w = max([22, *(len(r["name"]) for r in rows)])
+    print(f"{'name':{w}s} {'dof':>4s}  {'separable':9s}  {'exact':5s}  summary")
     for r in rows:
         print(
-            f"{r['name']:22s} {r['dof']:4d}  {'yes' if r['separable'] else 'no':9s}  "
+            f"{r['name']:{w}s} {r['dof']:4d}  {'yes' if r['separable'] else 'no':9s}  "
             f"{'yes' if r['exact_flow'] else 'no':5s}  {r['summary']}"
         )
         if args.name:

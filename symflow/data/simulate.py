@@ -325,6 +325,15 @@ def simulate(
     else:
         sys_.sample(1, seed=0, energy=energy)  # an impossible energy fails here, not after the first chunk
 
+    doubling = getattr(sys_, "doubling", None)
+    if doubling is not None and y0 is not None:
+        defect = float(doubling.limit_defect(y0.to(F64)).max())
+        if defect > 1e-12 * max(1.0, float(y0.abs().max())):
+            raise InvalidArgumentError(
+                "y0",
+                f"doubled states {defect:.3g} off the physical limit",
+                f"states on the physical limit of {sys_.name} (lift physical ones: system.doubling.lift)",
+            )
     T = obs.width
     record = {
         "generator": "symflow.data.simulate",
@@ -351,6 +360,10 @@ def simulate(
         record["param_ranges"] = {k: list(v) for k, v in family.ranges.items()}
     if part is not None:
         record["part"] = {"index": part[0], "count": part[1], "rows": [lo, hi], "n_total": n}
+    if doubling is not None:
+        # The file stores the doubled state (what the registry system evolves, what SympFlow trains on);
+        # `energy` holds the physical energy E of the projected state (H = 0 on the physical limit).
+        record.update(state="doubled", energy_kind="physical", doubling=doubling.config())
     writer = TrajectoryWriter(
         output,
         hi - lo,
@@ -381,7 +394,15 @@ def simulate(
         seed,
         lambda m, k: (family.sample(m, seed=block_generator(seed, "params", k)),),
     )
-    f = vector_field(sys_) if family is None else family.augmented_field
+    # Doubled (damped) systems: the doubled field at the projection onto the physical limit, the same
+    # trajectories in exact arithmetic, but round-off cannot excite the anti-damped mirror modes.
+    if family is not None:
+        f = family.augmented_field
+    elif doubling is not None:
+        f = doubling.limit_field(sys_)
+    else:
+        f = vector_field(sys_)
+    energy_of = sys_.energy if doubling is None else doubling.physical_energy
     failed: dict[str, int] = {}
     counts = [T + 1, 0, 0]  # fewest, total and most observations per trajectory
     cols = torch.arange(T)
@@ -417,7 +438,7 @@ def simulate(
                 y=observed,
                 length=length,
                 status=status,
-                energy=(sys_.energy(clean) if mu is None else family.energy(clean, mu[:, None, :]))
+                energy=(energy_of(clean) if mu is None else family.energy(clean, mu[:, None, :]))
                 if store_energy
                 else None,
                 y_clean=clean if store_clean else None,

@@ -24,10 +24,11 @@ from symflow.integrators import InvalidArgumentError, solve
 from symflow.integrators.reprs import compact_repr, short
 from symflow.systems import HamiltonianSystem, vector_field
 
+from .dissipative import physical_energy_report
 from .energy import EnergyReport, energy_errors
 from .plots import FigureFile, plot_energy_error, plot_section, plot_structure, plot_trajectories
 from .poincare import PoincareSection, poincare_section, section_distance
-from .report import build_report, write_report
+from .report import build_report, jsonable, write_report
 from .sources import FlowMapSource, FlowSource, IntegratorSource, Trajectories
 from .symplectic import StructureReport, structure
 
@@ -138,6 +139,10 @@ def diagnose(
         hams["learned"] = source.hamiltonian
     log("energy error")
     energy = energy_errors(trajectories, hams)
+    physical = None
+    if getattr(system, "doubling", None) is not None:
+        log("physical energy of the projected trajectories (doubled phase space)")
+        physical = physical_energy_report(trajectories, system)
     title = f"Energy error along {trajectories.origin or 'the trajectories'} ({system.name})"
     figs.append(plot_energy_error(energy, out / "energy_error", pdf=pdf, title=title))
 
@@ -214,6 +219,8 @@ def diagnose(
         figures=figs,
         root=out,
     )
+    if physical is not None:
+        report["physical_energy"] = jsonable(physical.summary())
     paths = write_report(report, out)
     return Diagnostics(report, energy, struct, section, ref_section, dist, figs, paths, trajectories)
 

@@ -54,6 +54,13 @@ REPORT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "figures": ((list,), "every figure written (FIGURE_KEYS each)"),
     "summary": ((str,), "file name of the markdown summary"),
 }
+REPORT_OPTIONAL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "physical_energy": (
+        (dict,),
+        "damped systems on the doubled phase space: physical energy E(t) - E(0) of the projected states, "
+        "its relative error against the reference, next to the doubled H (symflow.diagnostics.dissipative)",
+    ),
+}
 INPUT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "kind": ((str,), "'file', 'system', 'run' (a training run directory) or 'source'"),
     "path": ((str, type(None)), "input file, if any"),
@@ -180,7 +187,7 @@ def validate_report(report: Any, *, root: str | Path | None = None) -> None:
     problems: list[str] = []
     if not isinstance(report, dict):
         raise ReportError(f"report: expected a JSON object, got {type(report).__name__}")
-    _check(report, REPORT_KEYS, "report", problems)
+    _check(report, REPORT_KEYS, "report", problems, optional=REPORT_OPTIONAL_KEYS)
     if report.get("schema") not in (None, SCHEMA):
         problems.append(f"report.schema: expected {SCHEMA!r}, got {report.get('schema')!r}")
     if isinstance(report.get("schema_version"), int) and report["schema_version"] != SCHEMA_VERSION:
@@ -294,6 +301,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         if any(text for _, text in stated):
             lines += ["", "Energy of the orbits (H of their initial states): "]
             lines[-1] += "; ".join(f"{name} H {text}" for name, text in stated if text) + "."
+    if report.get("physical_energy"):
+        pe = report["physical_energy"]
+        lines += [
+            "",
+            "## Physical energy (damped system, projected from the doubled phase space)",
+            "",
+            f"- E(0) median {_g(pe['physical_energy_initial_median'])}; E(end)/E(0) median "
+            f"{_g(pe['physical_energy_final_over_initial_median'])}; max |E(t) - E(0)| "
+            f"{_g(pe['physical_energy_change_max'])}",
+            f"- max relative error of E(t) against the reference (while E > {pe['energy_floor']:g} E(0)): "
+            f"{_g(pe['physical_energy_relative_error_max'])}; max state error {_g(pe['state_error_max'])}",
+            f"- doubled H: max |H(t) - H(0)| {_g(pe['doubled_hamiltonian_change_max'])}; max distance from "
+            f"the physical limit {_g(pe['limit_defect_max'])}",
+        ]
     if report["structure"]:
         s = report["structure"]
         lines += [

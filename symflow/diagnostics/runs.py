@@ -111,7 +111,17 @@ def source_from_run(
                     f"{path}: no true system to compare with ({note}); pass one (--system NAME)"
                 )
             true_system = system_from_config(config)
+        projected = getattr(true_system, "doubling", None) is not None
+        if projected:
+            # A damped system on the doubled phase space: follow the learned map with the projection
+            # onto the physical limit after every step (docs/damped.md); without it the anti-damped
+            # mirror modes amplify the map's error off the limit.
+            from symflow.learners import PhysicalLimitFlow
+
+            model = PhysicalLimitFlow(model, true_system)
         source = FlowMapSource.from_model(model, system=true_system)
+        if projected:
+            source.name += ", projected onto the physical limit every step"
         info["description"] = f"{learner} run {path} ({source.name})"
         return RunSource(source, true_system, learner, model, info)
     raise RunDirectoryError(

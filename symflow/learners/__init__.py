@@ -19,6 +19,7 @@ See ``docs/learners.md``.
 
 from .config import FlowMapConfig, PinnConfig, SympFlowConfig, config_class
 from .data_evaluation import evaluate_data_run, hamiltonian_recovery, heldout_error
+from .dissipative import PhysicalLimitFlow, damped_metrics, physical_rollout
 from .domains import Box, Domain, EnergySublevel, SystemDomain, make_domain
 from .evaluation import a_posteriori, energy_error, reference_rollout, rollout_error
 from .flowmap import DERIVATIVES, FixedParameterMap, FlowMap
@@ -72,6 +73,7 @@ __all__ = [
     "IncrementMLP",
     "LearnerSpec",
     "PairBatches",
+    "PhysicalLimitFlow",
     "PinnConfig",
     "SympFlow",
     "SympFlowConfig",
@@ -83,6 +85,7 @@ __all__ = [
     "a_posteriori",
     "build_model",
     "config_class",
+    "damped_metrics",
     "energy_error",
     "evaluate_data_run",
     "evaluate_flow_map",
@@ -95,6 +98,7 @@ __all__ = [
     "load_model",
     "load_trajectory_data",
     "make_domain",
+    "physical_rollout",
     "recovered_hamiltonian",
     "recovered_vector_field",
     "reference_rollout",

@@ -178,6 +178,7 @@ UNSUPERVISED_ONLY = (
     "collocation",
     "validation_points",
     "param_ranges",
+    "relative_residual",
 )
 SUPERVISED_ONLY = ("val_fraction", "test_fraction", "pairs", "pair_horizon", "batch_size", "eval_multiples")
 #: Fields a resumed run may change: the L-BFGS budget, and what is evaluated and written afterwards.
@@ -303,6 +304,13 @@ class FlowMapConfig:
     )
     validation_points: int = option(
         2000, kind="int", low=1, group=DOMAIN, help="held-out collocation points for the validation residual"
+    )
+    relative_residual: bool = option(
+        False,
+        kind="bool",
+        group=DOMAIN,
+        help="weight each collocation residual by 1/|x0|^2 (scale-free accuracy, for damped systems whose "
+        "states decay towards 0; docs/damped.md)",
     )
 
     # -- trajectory data (supervised) -----------------------------------------------------------------

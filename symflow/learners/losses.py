@@ -99,6 +99,14 @@ def hamiltonian_matching_loss(
     return loss
 
 
+def relative_weights(x0: Tensor, floor: float = 1e-8) -> Tensor:
+    """``ωᵢ = 1 / (C · max(|x0ᵢ|², floor))`` for the ``C`` points: Hamiltonian matching of relative
+    residuals (the mean of ``|rᵢ|² / |x0ᵢ|²``), so a state of size ``r`` is fitted to the same
+    *relative* accuracy as any other — what a decaying (damped) trajectory needs for its energy to
+    stay right as it shrinks."""
+    return 1.0 / (x0.pow(2).sum(-1).clamp_min(floor) * x0.shape[0])
+
+
 def ivp_residual(model: IVPPINN, field: Field, t: Tensor) -> Tensor:
     """``N'(t) − F(N(t))`` of a single-IVP PINN at the collocation times ``t (C,)``."""
     y, dy = model.time_derivative(t)

@@ -43,7 +43,13 @@ from . import evaluation as ev
 from .config import RESUMABLE, FlowMapConfig, PinnConfig, config_class
 from .domains import Box, Domain, EnergySublevel, SystemDomain
 from .flowmap import FlowMap
-from .losses import hamiltonian_matching_loss, ivp_loss, trajectory_loss, trajectory_pairs
+from .losses import (
+    hamiltonian_matching_loss,
+    ivp_loss,
+    relative_weights,
+    trajectory_loss,
+    trajectory_pairs,
+)
 from .optim import AdamThenLBFGS
 from .registry import build_model, dtype_name, parse_dtype, read_config
 from .supervised import (
@@ -510,16 +516,28 @@ def _train_unsupervised(
             mu = None if family is None else family.sample(n, seed=s.gen, **cast)  # one μ per point
             return t, x, mu
 
+        def weights(x: Tensor) -> Tensor | None:
+            return relative_weights(x) if cfg.relative_residual else None
+
         def loss_fn(step: int) -> dict[str, Tensor]:
             if step < cfg.adam_steps:
                 t, x, mu = draw(cfg.collocation)
-                return {"loss": hamiltonian_matching_loss(net, field_, t, x, mu=mu, ic_weight=_gamma(cfg))}
+                loss = hamiltonian_matching_loss(
+                    net, field_, t, x, mu=mu, weights=weights(x), ic_weight=_gamma(cfg)
+                )
+                return {"loss": loss}
             if s.cache.empty or (step - cfg.adam_steps) % cfg.lbfgs_resample == 0:
                 s.cache.t, s.cache.x, s.cache.mu = draw(cfg.lbfgs_points)
 
             def closure() -> Tensor:
                 return hamiltonian_matching_loss(
-                    net, field_, s.cache.t, s.cache.x, mu=s.cache.mu, ic_weight=_gamma(cfg)
+                    net,
+                    field_,
+                    s.cache.t,
+                    s.cache.x,
+                    mu=s.cache.mu,
+                    weights=weights(s.cache.x),
+                    ic_weight=_gamma(cfg),
                 )
 
             loss = closure()
@@ -639,6 +657,21 @@ def evaluate_flow_map(
         summary.update(ev.residual_summary(model, system, *residual_points))
     bound = ev.a_posteriori(model, system, x0[:bound_samples])
     summary["a_posteriori"] = bound["summary"]
+    doubled = getattr(system, "doubling", None) is not None
+    if doubled:
+        # A damped system on the doubled phase space: roll out with the projection onto the physical
+        # limit after every step, and measure the physical energy (H = 0 on the limit).
+        from .dissipative import PhysicalLimitFlow, physical_energy_summary
+
+        limited = PhysicalLimitFlow(model, system)
+        if horizon > 0:
+            roll = ev.rollout_error(limited, system, x0, horizon)
+            summary.update(roll["summary"])
+            data["rollout"] = roll
+        if energy_horizon > 0:
+            more, data["energy"] = physical_energy_summary(model, system, x0, energy_horizon)
+            summary.update(more)
+        return summary, data
     if horizon > 0:
         roll = ev.rollout_error(model, system, x0, horizon)
         summary.update(roll["summary"])
