@@ -37,10 +37,23 @@ def test_sympflow_from_the_published_supervised_data_beats_the_authors_figures_i
     assert s["train_cpu_seconds"] < 160
 
 
-def test_demo_sympflow_from_data_beats_the_hnn_on_held_out_trajectories_without_energy_drift(tmp_path):
-    d = demo_experiment(out=tmp_path / "demo")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return demo_experiment(out=tmp_path_factory.mktemp("demo") / "demo")
+
+
+def test_demo_sympflow_from_data_has_no_energy_drift_and_recovers_h_in_under_300_cpu_seconds(demo):
+    d = demo
     assert d["heldout_trajectories"] >= 10
-    assert d["sympflow_heldout_error_rms_median"] < d["hnn_heldout_error_rms_median"]
     assert d["sympflow_energy_horizon"] == 1000.0 and d["sympflow_energy_drift_exponent_median"] < 0.5
     assert d["sympflow_hamiltonian_relative_rms"] < 0.01
     assert d["sympflow_train_cpu_seconds"] < 300
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="met against the adjoint-trained HNN (0.0049 vs 0.034); since issue 15's pair/L-BFGS HNN the "
+    "HNN is ahead on the demo's held-out trajectories (0.0049 vs 0.0043 on the last full run)",
+)
+def test_demo_sympflow_from_data_beats_the_hnn_on_held_out_trajectories(demo):
+    assert demo["sympflow_heldout_error_rms_median"] < demo["hnn_heldout_error_rms_median"]
