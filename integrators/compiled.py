@@ -35,9 +35,10 @@ def _cached(field: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
     return per_field[key]
 
 
-def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
-    key = (
-        "advance",
+def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
+    """What a compiled attempt function bakes in: the method and every option it reads."""
+    return (
+        kind,
         rk.tableau.name,
         repr(opts.controller),
         _tol_key(opts.rtol),
@@ -50,6 +51,10 @@ def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
         opts.compensated,
         rk.perturb,
     )
+
+
+def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
+    key = _advance_key("advance", rk, opts)
     return _cached(f, key, lambda: torch.compile(advance, dynamic=None))
 
 
@@ -89,20 +94,7 @@ def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Ca
     size records a new graph). On the CPU there are no graphs and this is ``compile=True`` plus the
     copies.
     """
-    key = (
-        "advance-graphs",
-        rk.tableau.name,
-        repr(opts.controller),
-        _tol_key(opts.rtol),
-        _tol_key(opts.atol),
-        opts.dt_min,
-        opts.dt_max,
-        opts.max_steps,
-        opts.hit_obs,
-        opts.norm,
-        opts.compensated,
-        rk.perturb,
-    )
+    key = _advance_key("advance-graphs", rk, opts)
     fn = _cached(f, key, lambda: torch.compile(advance, mode="reduce-overhead", dynamic=False))
 
     def run(*args: Any) -> Any:
