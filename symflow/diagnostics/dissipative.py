@@ -26,7 +26,8 @@ from symflow.integrators import InvalidArgumentError, Solution, solve
 from symflow.integrators.reprs import compact_repr, short
 from symflow.systems import HamiltonianSystem
 
-from .sources import Trajectories, from_solution
+from .energy import _as_trajectories  # the one (t, y) / Solution / Trajectories coercion, shape-checked
+from .sources import Trajectories
 
 Tensor = torch.Tensor
 
@@ -184,19 +185,3 @@ def physical_energy_report(
         state_error=state_err,
         floor=float(floor),
     )
-
-
-def _as_trajectories(data: Any) -> Trajectories:
-    if isinstance(data, Trajectories):
-        return data
-    if isinstance(data, Solution):
-        return from_solution(data)
-    if isinstance(data, tuple) and len(data) == 2:
-        t, y = data
-        if not isinstance(y, Tensor) or y.dim() != 3:
-            raise InvalidArgumentError("data", y, "states y of shape (N, T, D)")
-        t = torch.as_tensor(t, dtype=y.dtype)
-        t = t.expand(y.shape[0], -1) if t.dim() == 1 else t
-        length = torch.full((y.shape[0],), y.shape[1], dtype=torch.long)
-        return Trajectories(t, y, length)
-    raise InvalidArgumentError("data", data, "Trajectories, a Solution, or a pair (t, y)")
