@@ -9,16 +9,76 @@
 
 Compilation costs seconds to a minute once per (field, method, dtype, device); compiled functions
 are cached per field object (weakly, so they go away with it). Batch sizes are treated as dynamic
-after the first recompile, so a new ``B`` does not recompile every time.
+after the first recompile, so a new ``B`` does not recompile every time. Inductor keeps what it
+compiled on disk (its FX-graph and AOTAutograd caches, on by default), so a second process pays
+only for tracing: ≈ 8–9 s for the first ``compile=True`` RK4 solve instead of ≈ 40 s
+(``benchmarks/README.md``, ``compile_cache``).
+
+**Threads.** Inductor's CPU kernels open an OpenMP parallel region per fused loop, with as many
+threads as ``torch.get_num_threads()``; ATen's own element-wise kernels stay on one thread below
+``SMALL_PROBLEM`` elements. When the machine is oversubscribed (other processes want the cores), each
+region waits for all its threads to get a time slice, and a compiled small-batch solve became 2–5×
+*slower* than the eager one (measured: RK4, B = 1024, 2 threads, two other 2-thread torch processes
+on 2 cores). :func:`kernel_threads` therefore runs compiled solves of fewer than ``SMALL_PROBLEM``
+state elements on one thread when the 1-minute load average says the cores are taken; on an idle
+machine they keep the threads (2 threads are 15–40 % faster from B = 1024 on).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+
+# Below this many state elements (B·D) a compiled solve runs single-threaded on a busy machine: the
+# size below which ATen's element-wise kernels do not split work across threads
+# (at::internal::GRAIN_SIZE), so a compiled solve is never more exposed to waiting for cores than the
+# eager one. Assign to change it.
+SMALL_PROBLEM = 32768
+
+
+def busy_cores(threads: int, load: float | None = None, cores: int | None = None) -> bool:
+    """Whether ``threads`` more runnable threads oversubscribe the machine.
+
+    ``load`` (default: the 1-minute load average) counts this process's running thread too, hence the
+    ``− 1``; ``cores``: the CPUs this process may run on.
+    """
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform: assume an idle machine
+            return False
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return load + threads - 1 > cores
+
+
+def threads_for(numel: int, threads: int, *, load: float | None = None, cores: int | None = None) -> int:
+    """Threads for the compiled kernels of a solve whose state has ``numel`` elements (see the module
+    docstring): ``threads`` unless the problem is small and the cores are busy, then 1."""
+    if threads <= 1 or numel >= SMALL_PROBLEM:
+        return threads
+    return 1 if busy_cores(threads, load, cores) else threads
+
+
+@contextlib.contextmanager
+def kernel_threads(numel: int, device: torch.device) -> Iterator[int]:
+    """Run the block (a compiled CPU solve) with :func:`threads_for`'s thread count; restored after."""
+    before = torch.get_num_threads()
+    want = threads_for(numel, before) if device.type == "cpu" else before
+    if want == before:
+        yield before
+        return
+    torch.set_num_threads(want)
+    try:
+        yield want
+    finally:
+        torch.set_num_threads(before)
+
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
 _STRONG: dict[tuple, Callable] = {}  # for fields that cannot be weakly referenced

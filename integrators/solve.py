@@ -12,6 +12,7 @@ Options that do not apply to the chosen method are errors, not silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import Callable
@@ -38,6 +39,15 @@ Tensor = torch.Tensor
 
 ADAPTIVE_MAX_STEPS = 100_000  # attempted steps per sample
 FIXED_MAX_STEPS = 10_000_000  # steps per sample, checked before the loop
+
+
+def _compiled_threads(compile: Any, problem: Any):
+    """The thread count of compiled kernels (:func:`.compiled.kernel_threads`); nothing when eager."""
+    if not compile:
+        return contextlib.nullcontext()
+    from .compiled import kernel_threads
+
+    return kernel_threads(problem.y0.numel(), problem.y0.device)
 
 
 def solve(
@@ -102,7 +112,10 @@ def solve(
             ``torch.func`` transforms, where the check cannot run; inspect ``status`` there).
         compile: run the hot loop through ``torch.compile`` (see :mod:`.compiled`): one fused kernel
             per adaptive attempt, or per chunk of fixed steps. Worth it for long solves; the first
-            call compiles (seconds to a minute). Not available for implicit methods.
+            call compiles (seconds to a minute; a second process reuses Inductor's on-disk cache).
+            Not available for implicit methods. On a busy CPU, small problems (fewer than
+            ``compiled.SMALL_PROBLEM`` state elements) run their compiled kernels on one thread
+            (:func:`.compiled.kernel_threads`).
             ``compile="reduce-overhead"`` (adaptive forward solves): the attempt is also recorded as a
             CUDA graph and replayed, one launch per attempt (see :func:`.compiled.compiled_advance_graphs`).
         norm: adaptive only; the error norm of a step, ``(B, D) -> (B,)`` applied to the scaled error
@@ -261,12 +274,13 @@ def solve(
         )
         if not isinstance(opts.controller, PIDController):
             raise InvalidArgumentError("controller", controller, "a PIDController")
-        ys, status, stats, record = integrate_adaptive(
-            problem,
-            ExplicitRK(spec.tableau, perturb=bool(perturb)),
-            opts,
-            compile="reduce-overhead" if graphs else bool(compile),
-        )
+        with _compiled_threads(compile, problem):
+            ys, status, stats, record = integrate_adaptive(
+                problem,
+                ExplicitRK(spec.tableau, perturb=bool(perturb)),
+                opts,
+                compile="reduce-overhead" if graphs else bool(compile),
+            )
     else:
         if spec.family in ("explicit", "embedded"):
             stepper = ExplicitStepper(spec.tableau, problem.f, perturb=bool(perturb))
@@ -296,7 +310,8 @@ def solve(
             dense=recorder,
             callbacks=cbs,
         )
-        ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
+        with _compiled_threads(compile, problem):
+            ys, status, stats, record = integrate_fixed(problem, stepper, fopts)
 
     if record is not None and problem.reverse:
         record = EventRecord(-record.t, record.y, record.sample, record.event)

@@ -88,3 +88,54 @@ def test_compile_option_matches_the_eager_solve(method):
     compiled = solve(f, y0, ts, method, compile=True, **kw)
     torch.testing.assert_close(compiled.ys, eager.ys, atol=1e-12, rtol=0)
     assert torch.equal(compiled.stats["steps"], eager.stats["steps"])
+
+
+# --- threads of compiled kernels ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numel", "threads", "load", "cores", "want"),
+    [
+        (4096, 2, 5.8, 2, 1),  # small problem, busy machine: one thread
+        (4096, 2, 1.0, 2, 2),  # small problem, only this process running: keep both
+        (4096, 16, 10.0, 16, 1),  # 10 other runnable threads + 16 asked of 16 cores
+        (4096, 1, 9.0, 2, 1),  # already single-threaded
+        (32768, 2, 9.0, 2, 2),  # large problem: as many threads as eager ATen uses
+    ],
+)
+def test_compiled_kernels_run_single_threaded_for_small_problems_on_busy_cores(
+    numel, threads, load, cores, want
+):
+    from symflow.integrators.compiled import threads_for
+
+    assert threads_for(numel, threads, load=load, cores=cores) == want
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rk4"])
+def test_a_compiled_solve_on_busy_cores_uses_one_thread_and_restores_the_setting(method, monkeypatch):
+    """The whole compiled solve (here with torch.compile replaced by the identity, so the test does
+    not pay for compilation) sees one thread; the caller's setting is back afterwards."""
+    import symflow.integrators.compiled as compiled
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    monkeypatch.setattr(compiled, "_CACHE", compiled.weakref.WeakKeyDictionary())
+    monkeypatch.setattr(compiled.os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    seen = []
+    field = S.vector_field(HH)
+
+    def f(t, y):
+        seen.append(torch.get_num_threads())
+        return field(t, y)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        kw = {"rtol": 1e-6} if method == "dopri5" else {"dt": 0.1}
+        eager = solve(f, HH.sample(8, seed=5), TS, method, **kw)
+        seen.clear()
+        out = solve(f, HH.sample(8, seed=5), TS, method, compile=True, **kw)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        torch.testing.assert_close(out.ys, eager.ys, atol=1e-12, rtol=0)
+    finally:
+        torch.set_num_threads(before)
