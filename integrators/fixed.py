@@ -236,7 +236,7 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
     # The field's output check runs here, eagerly, so the compiled code never traces it.
     stepper.step(problem.shared[0], y, 0.0)
     field = getattr(problem.f, "wrapped", problem.f)
-    run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], field, key, opts.compensated)
+    run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], field, key, opts.compensated, y.numel())
     comp = torch.zeros_like(y)
     # The outputs are written straight into ys (B, T, D): one pass over each recorded state, instead of
     # concatenating every chunk, gathering the recorded steps and prepending y0 (three more copies of
