@@ -17,9 +17,15 @@
    T = 50, rtol 1e-8 (atol = rtol·1e-2), 51 outputs, symflow *eager* ``dopri5`` vs torchdiffeq and
    torchode, at the same rtol and at equal error (symflow's eager tolerance sweep interpolated at the
    peers' errors); written to ``results/integrators_eager.json`` (``--only eager``).
+5. Work-precision (``--only work_precision``): the same problem at rtol 1e-4 … 1e-8 for symflow eager and
+   compiled, torchdiffeq and torchode; error against time as a log-log diagram
+   (``results/integrators_work_precision.png``) and one table.
+
+Part 1 is written to ``results/rk4_fixed_step.json`` (``--only fixed``), parts 2–3 to
+``results/integrators.json``.
 
 Compile times are reported separately (paid once per field and method). Run:
-``python -m benchmarks.bench_integrators [--quick] [--threads N] [--only eager]``.
+``python -m benchmarks.bench_integrators [--quick] [--threads N] [--only eager|fixed|work_precision]``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import time
 import torch
 
 import symflow.systems as S
-from benchmarks.harness import interleaved, write_result
+from benchmarks.harness import RESULTS, interleaved, write_result
 from symflow.integrators import INTEGRAL, solve
 
 
@@ -226,6 +232,95 @@ def eager_row(b: int = 1024, t_end: float = 50.0, rtol: float = 1e-8, repeat: in
     return [row]
 
 
+def work_precision(
+    b: int = 1024, t_end: float = 50.0, tolerances=(1e-4, 1e-5, 1e-6, 1e-7, 1e-8), repeat: int = 3
+) -> list[dict]:
+    """Error against time for each library over a sweep of tolerances, on the eager row's problem
+    (1024 Hénon–Heiles orbits at E = 1/12 and 1/7, T = 50, 51 outputs, atol = rtol·1e-2).
+
+    Each tolerance's four solves (symflow eager and compiled, torchdiffeq, torchode) run interleaved;
+    the equal-error ratios interpolate symflow's curve (log-log) at each peer point's error. Writes
+    the diagram ``results/integrators_work_precision.png``.
+    """
+    import torchdiffeq
+    import torchode as to
+
+    hh = S.get_system("henon_heiles")
+    f = S.vector_field(hh)
+    y0 = torch.cat([hh.sample(b // 2, seed=0, energy=1 / 12), hh.sample(b - b // 2, seed=1, energy=1 / 7)])
+    ts = torch.linspace(0.0, t_end, 51, dtype=torch.float64)
+    reference = solve(f, y0, ts, "dopri5", rtol=1e-13, atol=1e-15, max_steps=10**6).ys
+
+    def err(ys):
+        return float((ys - reference).abs().max())
+
+    compile_s = _timed_first(lambda: solve(f, y0, ts, "dopri5", compile=True, rtol=1e-6, atol=1e-8))
+    points: dict[str, list[tuple[float, float]]] = {}
+    rows = []
+    for rtol in tolerances:
+        atol = rtol * 1e-2
+        term = to.ODETerm(f)
+        tor = to.AutoDiffAdjoint(to.Dopri5(term=term), to.IntegralController(atol=atol, rtol=rtol, term=term))
+        problem = to.InitialValueProblem(y0=y0, t_eval=ts.expand(b, -1))
+        runs = {
+            "symflow eager": lambda r=rtol, a=atol: solve(f, y0, ts, "dopri5", rtol=r, atol=a).ys,
+            "symflow compiled": lambda r=rtol, a=atol: (
+                solve(f, y0, ts, "dopri5", rtol=r, atol=a, compile=True).ys
+            ),
+            "torchdiffeq": lambda r=rtol, a=atol: torchdiffeq.odeint(
+                f, y0, ts, method="dopri5", rtol=r, atol=a
+            ).transpose(0, 1),
+            "torchode": lambda s=tor, p=problem: s.solve(p).ys,
+        }
+        res = interleaved(runs, repeat=repeat, warmup=1)
+        row: dict[str, object] = {"case": f"dopri5 B={b} E=1/12,1/7 T={t_end:g} rtol={rtol:g}", "rtol": rtol}
+        for name, run in runs.items():
+            e, sec = err(run()), res[name]["median"]
+            points.setdefault(name, []).append((e, sec))
+            row[f"{name} s"] = sec
+            row[f"{name} err"] = e
+        rows.append(row)
+        print(row, flush=True)
+    for mode in ("eager", "compiled"):
+        curve = [(e, sec, 1.0) for e, sec in points[f"symflow {mode}"]]
+        for row, tdq, tor in zip(rows, points["torchdiffeq"], points["torchode"]):
+            for peer, (e, sec) in (("torchdiffeq", tdq), ("torchode", tor)):
+                try:
+                    row[f"ratio {peer} (equal error, {mode})"] = sec / _at_error(curve, e)[0]
+                except RuntimeError:  # the peer's error lies outside symflow's sweep
+                    row[f"ratio {peer} (equal error, {mode})"] = None
+    rows[0]["compile s"] = compile_s
+    _work_precision_figure(points, RESULTS / "integrators_work_precision.png", b, t_end)
+    return rows
+
+
+def _work_precision_figure(points, path, b, t_end) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    styles = {
+        "symflow eager": ("C0", "o", "-"),
+        "symflow compiled": ("C0", "s", "--"),
+        "torchdiffeq": ("C1", "^", "-"),
+        "torchode": ("C2", "v", "-"),
+    }
+    for name, pts in points.items():
+        color, marker, line = styles[name]
+        errs, secs = zip(*pts)
+        ax.loglog(secs, errs, line, color=color, marker=marker, label=name)
+    ax.set_xlabel("wall time per solve [s] (1 thread, interleaved)")
+    ax.set_ylabel("max |y − y_ref| over batch and outputs")
+    ax.set_title(f"dopri5, {b} Hénon–Heiles orbits (E = 1/12, 1/7), T = {t_end:g}\nrtol 1e-4 … 1e-8")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def gauss_legendre(batches, n_steps, long_steps, repeat) -> list[dict]:
     osc = S.get_system("harmonic_oscillator")
     f = S.vector_field(osc)
@@ -262,6 +357,25 @@ def gauss_legendre(batches, n_steps, long_steps, repeat) -> list[dict]:
     return rows
 
 
+def _write_fixed(rows: list[dict]) -> None:
+    import os
+
+    write_result(
+        "rk4_fixed_step",
+        {
+            "description": (
+                "Fixed-step RK4 (3/8 rule, = torchdiffeq's rk4) on Hénon–Heiles, 1000 steps of 0.01, output "
+                f"at every step, float64, {torch.get_num_threads()} thread(s): symflow compile=True and "
+                "eager vs torchdiffeq.odeint with the same field and grid, interleaved in one process; "
+                "ratio = torchdiffeq / symflow. Compile time (paid once per field, method and batch-size "
+                "class) apart. Load average (1 min) at the end: "
+                f"{os.getloadavg()[0]:.1f}."
+            ),
+            "rows": rows,
+        },
+    )
+
+
 def main(quick: bool = False, threads: int | None = None, only: str | None = None) -> None:
     torch.set_default_dtype(torch.float64)
     if threads:
@@ -281,13 +395,36 @@ def main(quick: bool = False, threads: int | None = None, only: str | None = Non
             },
         )
         return
+    if only == "fixed":
+        rows = fixed_step([1, 64], 200, 1) if quick else fixed_step([1, 64, 1024, 16384], 1000, 5)
+        _write_fixed(rows)
+        return
+    if only == "work_precision":
+        rows = work_precision(64, 5.0, (1e-4, 1e-6), 1) if quick else work_precision()
+        write_result(
+            "integrators_work_precision",
+            {
+                "description": (
+                    "Work-precision of adaptive dopri5 (diagram: results/integrators_work_precision.png): "
+                    "1024 Hénon–Heiles orbits, half at E = 1/12 and half at E = 1/7, T = 50, 51 outputs, "
+                    "float64, rtol swept (atol = rtol·1e-2), error = max |y − y_ref| against symflow "
+                    f"dopri5 at rtol 1e-13; {torch.get_num_threads()} thread(s). At each rtol the four "
+                    "solves ran interleaved in one process; 'ratio … (equal error, eager/compiled)' = the "
+                    "peer's time / symflow's time interpolated (log-log) at the peer's error. Compile time "
+                    "(paid once) in 'compile s'. Load average (1 min) at the end: "
+                    f"{__import__('os').getloadavg()[0]:.1f}."
+                ),
+                "rows": rows,
+            },
+        )
+        return
     if quick:
         fixed_step([1, 64], 200, 2)
         adaptive(32, 10.0, [1e-6], 2)
         gauss_legendre([16, 64], 50, 0, 2)
         return
-    rows = fixed_step([1, 64, 1024, 16384], 1000, 5)
-    rows += adaptive(1024, 50.0, [1e-6, 1e-8], 3)
+    _write_fixed(fixed_step([1, 64, 1024, 16384], 1000, 5))
+    rows = adaptive(1024, 50.0, [1e-6, 1e-8], 3)
     rows += gauss_legendre([64, 256, 1024], 200, 100_000, 3)
     write_result(
         "integrators",
@@ -305,6 +442,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--only", choices=["eager"], default=None, help="run one part only")
+    ap.add_argument(
+        "--only", choices=["eager", "fixed", "work_precision"], default=None, help="run one part only"
+    )
     args = ap.parse_args()
     main(args.quick, args.threads, args.only)
