@@ -275,10 +275,13 @@ def work_precision(
         res = interleaved(runs, repeat=repeat, warmup=1)
         row: dict[str, object] = {"case": f"dopri5 B={b} E=1/12,1/7 T={t_end:g} rtol={rtol:g}", "rtol": rtol}
         for name, run in runs.items():
-            e, sec = err(run()), res[name]["median"]
+            # CPU seconds of this (single-threaded) process: on a shared machine the wall clock of
+            # rows run minutes apart is not comparable, the work each solve does is.
+            e, sec = err(run()), res[name]["cpu"]
             points.setdefault(name, []).append((e, sec))
-            row[f"{name} s"] = sec
+            row[f"{name} cpu s"] = sec
             row[f"{name} err"] = e
+            row[f"{name} wall s"] = res[name]["median"]
         rows.append(row)
         print(row, flush=True)
     for mode in ("eager", "compiled"):
@@ -311,7 +314,7 @@ def _work_precision_figure(points, path, b, t_end) -> None:
         color, marker, line = styles[name]
         errs, secs = zip(*pts)
         ax.loglog(secs, errs, line, color=color, marker=marker, label=name)
-    ax.set_xlabel("wall time per solve [s] (1 thread, interleaved)")
+    ax.set_xlabel("CPU time per solve [s] (1 thread, interleaved)")
     ax.set_ylabel("max |y − y_ref| over batch and outputs")
     ax.set_title(f"dopri5, {b} Hénon–Heiles orbits (E = 1/12, 1/7), T = {t_end:g}\nrtol 1e-4 … 1e-8")
     ax.grid(True, which="both", alpha=0.3)
@@ -409,9 +412,10 @@ def main(quick: bool = False, threads: int | None = None, only: str | None = Non
                     "1024 Hénon–Heiles orbits, half at E = 1/12 and half at E = 1/7, T = 50, 51 outputs, "
                     "float64, rtol swept (atol = rtol·1e-2), error = max |y − y_ref| against symflow "
                     f"dopri5 at rtol 1e-13; {torch.get_num_threads()} thread(s). At each rtol the four "
-                    "solves ran interleaved in one process; 'ratio … (equal error, eager/compiled)' = the "
-                    "peer's time / symflow's time interpolated (log-log) at the peer's error. Compile time "
-                    "(paid once) in 'compile s'. Load average (1 min) at the end: "
+                    "solves ran interleaved in one process; times are CPU seconds of the process (the "
+                    "diagram's axis; wall seconds listed too), 'ratio … (equal error, eager/compiled)' = "
+                    "the peer's CPU time / symflow's interpolated (log-log) at the peer's error. Compile "
+                    "time (paid once) in 'compile s'. Load average (1 min) at the end: "
                     f"{__import__('os').getloadavg()[0]:.1f}."
                 ),
                 "rows": rows,

@@ -36,21 +36,28 @@ def interleaved(
 ) -> dict[str, dict[str, float]]:
     """Time each case ``repeat`` times, round-robin, after ``warmup`` untimed calls each.
 
-    Returns ``{case: {"median": s, "min": s, "runs": n}}`` in seconds per call.
+    Returns ``{case: {"median": s, "min": s, "runs": n, "cpu": s}}`` in seconds per call: wall-clock
+    median and minimum, and the median CPU time of this process (``time.process_time``), which other
+    jobs on a shared machine disturb far less than the wall clock (single-threaded cases).
     """
     for fn in cases.values():
         for _ in range(warmup):
             fn()
     sync(device)
     times: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(repeat):
         for name, fn in cases.items():
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             sync(device)
             times[name].append(time.perf_counter() - t0)
-    return {k: {"median": statistics.median(v), "min": min(v), "runs": len(v)} for k, v in times.items()}
+            cpu[name].append(time.process_time() - c0)
+    return {
+        k: {"median": statistics.median(v), "min": min(v), "runs": len(v), "cpu": statistics.median(cpu[k])}
+        for k, v in times.items()
+    }
 
 
 def machine() -> dict[str, object]:
