@@ -103,3 +103,26 @@ def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Ca
         return torch.utils._pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
 
     return run
+
+
+def compiled_adjoint_step(step: Callable, f: Any, key: tuple) -> Callable:
+    """Compile one backward step of the continuous adjoint (:func:`.adjoint._fused_adjoint_step`).
+
+    Traced with ``fullgraph=True``: the step is either one graph (stages, their vector–Jacobian
+    products through ``torch.func.vjp`` — nested transforms in the field included, such as a CNF's
+    Hutchinson estimator — and the parameter-quadrature increment) or an error at the first call,
+    after which the caller runs the eager loop instead of a partly compiled one.
+    """
+    return _cached(f, ("adjoint-step", *key), lambda: _FullGraph(step))
+
+
+class _FullGraph:
+    """A ``fullgraph=True`` compiled function that remembers why it could not be compiled
+    (``failure``, set by its caller), so later solves with the same field skip it without retracing."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = torch.compile(fn, dynamic=None, fullgraph=True)
+        self.failure: str | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
