@@ -146,10 +146,16 @@ class _AdjointSolve(torch.autograd.Function):
         live = dict(cfg.module.named_parameters()) if cfg.module is not None else {}
         direct = bool(params) and all(live.get(n) is p for n, p in zip(cfg.names, params))
         with torch.enable_grad():
+            needs = ctx.needs_input_grad
             g_y0, g_ts, g_params = _backward(
-                cfg, ts, ys.detach(), grad_ys, [p.detach() for p in params], live=params if direct else None
+                cfg,
+                ts,
+                ys.detach(),
+                grad_ys,
+                [p.detach() for p in params],
+                live=params if direct else None,
+                times=needs[2],
             )
-        needs = ctx.needs_input_grad
         return (None, g_y0 if needs[1] else None, g_ts if needs[2] else None, *g_params)
 
 
@@ -321,7 +327,13 @@ def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
 
 
 def _backward(
-    cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: list[Tensor], live: Sequence[Tensor] | None
+    cfg: _Config,
+    ts: Tensor,
+    ys: Tensor,
+    grad_ys: Tensor,
+    params: list[Tensor],
+    live: Sequence[Tensor] | None,
+    times: bool = True,
 ):
     bspec: MethodSpec = cfg.spec_backward  # type: ignore[attr-defined]
     rk = bspec.tableau
@@ -343,6 +355,7 @@ def _backward(
         return sign * fp(p, sign * t, y)
 
     driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb, live, shared_grid=ts.dim() == 1)
+    driver.times = times  # ∂L/∂t costs two more field evaluations: only when the times need it
     a0, g_params, g_times = driver.run()
     if cfg.reverse:
         g_times = -g_times
@@ -387,6 +400,7 @@ class _BackwardDriver:
 
     def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None, shared_grid=False):
         self.cfg, self.field, self.params = cfg, field, params
+        self.times = True  # compute ∂L/∂t (two more field evaluations); _backward turns it off
         # The tensors the θ-products differentiate: the field's own live tensors when it closes over
         # them or (``live``) when the module still holds them, else leaf copies of the module's
         # parameters that ``field`` substitutes.
@@ -557,11 +571,16 @@ class _BackwardDriver:
         idx = self.theta_idx
         if self.theta_mode == "uniform":
             w0 = weight[0]  # the same for every sample
-            gs = [outs[i][1] for i in idx]
-            return [
-                tuple(w0 * sum(c[j] * gs[j][q] for j in range(len(idx))) for q in range(len(self.leaves)))
-                for c in coefs
-            ]
+            gs = [list(outs[i][1]) for i in idx]
+            sums = []
+            for c in coefs:
+                # One fused multi-tensor op per stage instead of one op per parameter tensor.
+                cw = c * w0
+                total = torch._foreach_mul(gs[0], cw[0])
+                for j in range(1, len(idx)):
+                    torch._foreach_add_(total, torch._foreach_mul(gs[j], cw[j]))
+                sums.append(tuple(total))
+            return sums
         if self.theta_mode == "graphs":
             return [self._pull_graphs(zs, outs, c[:, None] * weight[None, :]) for c in coefs]
         # "scaled": the stage passes summed h_b A_bᵀ∂f/∂θ over all active samples; subtract the
@@ -637,8 +656,9 @@ class _BackwardDriver:
         z = torch.cat([ys[:, -1], gy[:, -1]], -1)
         g_times = torch.zeros(b, n_obs, dtype=dt_, device=dev)
         with torch.no_grad():  # ∂L/∂t_k = (∂L/∂y_k)ᵀ f(t_k, y_k) for every output but the first
-            f_all = self.field(ts[:, 1:].reshape(-1), ys[:, 1:].reshape(-1, d)).reshape(b, n_obs - 1, d)
-            g_times[:, 1:] = (gy[:, 1:] * f_all).sum(-1)
+            if self.times:
+                f_all = self.field(ts[:, 1:].reshape(-1), ys[:, 1:].reshape(-1, d)).reshape(b, n_obs - 1, d)
+                g_times[:, 1:] = (gy[:, 1:] * f_all).sum(-1)
         g_acc = [torch.zeros_like(p) for p in self.params]
 
         def interval_end(k: Tensor) -> Tensor:
@@ -723,10 +743,11 @@ class _BackwardDriver:
                         acc + torch.where(theta_ok, i, torch.zeros_like(i)) for acc, i in zip(g_acc, inc)
                     ]
                 elif fused is not None:
-                    g_acc = [acc + i for acc, i in zip(g_acc, fused_inc)]
+                    if self.params:
+                        g_acc = torch._foreach_add(g_acc, list(fused_inc))
                 elif self.params:
                     (inc,) = self._theta_sums([self.theta_b], h_try * accept, active, zs, outs)
-                    g_acc = [acc + i for acc, i in zip(g_acc, inc)]
+                    g_acc = torch._foreach_add(g_acc, list(inc))
                 acc_col = accept.unsqueeze(-1)
                 z = torch.where(acc_col, z_new, z)
                 s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
@@ -757,10 +778,11 @@ class _BackwardDriver:
             chunk = sync_every
         self._raise_failures(failed)
         a = z[:, d:]
-        with torch.no_grad():
+        if self.times:
             # ∂L/∂t_0 = −a(t_0⁺)ᵀ f(t_0, y_0), with the adjoint *before* the jump by ∂L/∂y(t_0): the
             # output at t_0 is y_0 itself and does not move with t_0.
-            g_times[:, 0] = -((a - gy[:, 0]) * self.field(ts[:, 0], ys[:, 0])).sum(-1)
+            with torch.no_grad():
+                g_times[:, 0] = -((a - gy[:, 0]) * self.field(ts[:, 0], ys[:, 0])).sum(-1)
         # steps: attempted steps per sample; iterations: loop iterations run (masked ones included);
         # active_reads: how many times the loop read "any sample still active?" (host syncs).
         cfg.backward_stats = {"steps": steps, "iterations": iterations, "active_reads": reads}

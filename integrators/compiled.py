@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
 _STRONG: dict[tuple, Callable] = {}  # for fields that cannot be weakly referenced
@@ -33,6 +34,23 @@ def _cached(field: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
     if key not in per_field:
         per_field[key] = build()
     return per_field[key]
+
+
+def cache_owner(f: Any) -> tuple[Any, bool]:
+    """The user's field behind a solve's field ``f`` (unwrapping the time reversal of a decreasing
+    grid and the output check) and whether ``f`` is reversed: compiled code is cached on the user's
+    object, so every solve with it reuses one compilation (a fresh wrapper per solve would compile
+    again each time), and the reversal is part of the cache key."""
+    reverse = hasattr(f, "reversed_of")
+    base = f.reversed_of if reverse else f
+    return getattr(base, "wrapped", base), reverse
+
+
+def _store(field: Any, key: tuple, value: Any) -> None:
+    try:
+        _CACHE.setdefault(field, {})[key] = value
+    except TypeError:
+        _STRONG[(id(field), *key)] = value
 
 
 def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
@@ -54,7 +72,8 @@ def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
 
 
 def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
-    key = _advance_key("advance", rk, opts)
+    f, reverse = cache_owner(f)
+    key = (*_advance_key("advance", rk, opts), reverse)
     return _cached(f, key, lambda: torch.compile(advance, dynamic=None))
 
 
@@ -79,6 +98,46 @@ def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool) -> 
     return _cached(f, ("chunk", *key, compensated), lambda: torch.compile(run, dynamic=None))
 
 
+# Largest number of aten operations one compiled fixed-step chunk should hold: compile time grows
+# with the unrolled graph (a 16-step RK4 chunk of a CNF's Hutchinson field, ~210 ops a step, had not
+# finished compiling after ten minutes on 2 cores), while the per-call overhead a longer chunk
+# amortises (tens of µs) only matters for cheap fields (Hénon–Heiles RK4: ~70 ops a step).
+CHUNK_OPS = 2048
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def chunk_for(field: Any, eager_step: Callable[[], Any], chunk: int, like: torch.Tensor) -> int:
+    """Steps per compiled fixed-step chunk: ``chunk`` (16) for cheap steps, fewer — down to one — when
+    one step runs so many operations that ``chunk`` unrolled copies would take minutes to compile.
+
+    Runs ``eager_step`` once (the solve's eager check of the field's output) counting its aten
+    operations; the choice is cached per field, so every solve with it reuses one compiled chunk.
+    """
+    key = ("chunk-size", chunk, like.dtype, like.device.type, like.shape[-1])
+    known = _cached(field, key, lambda: None)
+    if known is not None:
+        eager_step()
+        return known
+    counter = _OpCounter()
+    with counter:
+        eager_step()
+    ops = max(counter.ops, 1)
+    # Cheap steps keep the full chunk (per-call overhead dominates them); expensive ones take chunks
+    # of at most a quarter of the budget, where the overhead is negligible next to the step.
+    size = chunk if ops * chunk <= CHUNK_OPS else max(1, CHUNK_OPS // (4 * ops))
+    _store(field, key, size)
+    return size
+
+
 def _tol_key(v: Any) -> Any:
     return tuple(v.tolist()) if isinstance(v, torch.Tensor) else v
 
@@ -94,7 +153,8 @@ def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Ca
     size records a new graph). On the CPU there are no graphs and this is ``compile=True`` plus the
     copies.
     """
-    key = _advance_key("advance-graphs", rk, opts)
+    f, reverse = cache_owner(f)
+    key = (*_advance_key("advance-graphs", rk, opts), reverse)
     fn = _cached(f, key, lambda: torch.compile(advance, mode="reduce-overhead", dynamic=False))
 
     def run(*args: Any) -> Any:

@@ -5,6 +5,7 @@ loop with one warning, never a different number."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from symflow.cnf import CNF
 from symflow.cnf.fields import TimeMLP
 from symflow.cnf.trace import draw_probe
-from symflow.integrators import AdjointOptions, solve
+from symflow.integrators import AdjointOptions, InvalidArgumentError, solve
 
 
 class MLPField(torch.nn.Module):
@@ -158,3 +159,22 @@ def test_cnf_compile_option_compiles_forward_and_backward_with_the_eager_gradien
     lp_c = cnf.log_prob(x, probe=probe)
     lp_e = ref.log_prob(x, probe=probe)
     assert float((lp_c - lp_e).abs().max()) < tol * 10
+
+
+def test_cnf_compile_option_is_validated_and_recorded():
+    field = TimeMLP(2, (8,))
+    with pytest.raises(InvalidArgumentError, match="compile"):
+        CNF(field, 2, compile="yes")
+    assert CNF(field, 2, method="rk4", dt=0.1, compile=True).config()["compile"] is True
+    assert CNF(field, 2).config()["compile"] is False
+
+
+@pytest.mark.slow
+def test_cli_compile_flag_trains_a_fixed_step_adjoint_cnf(tmp_path):
+    from symflow.cli.main import main
+
+    args = ["train", "cnf", "--data", "two_moons", "--steps", "2", "--hidden", "8,8", "--train-size", "200"]
+    args += ["--test-size", "100", "--samples", "100", "--no-plots", "--trace", "hutchinson", "--adjoint"]
+    args += ["--method", "rk4", "--dt", "0.25", "--compile", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["cli"]["compile"] is True
