@@ -178,3 +178,33 @@ def test_cli_compile_flag_trains_a_fixed_step_adjoint_cnf(tmp_path):
     args += ["--method", "rk4", "--dt", "0.25", "--compile", "--out", str(tmp_path / "run")]
     assert main(args) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["cli"]["compile"] is True
+
+
+def test_compiled_fixed_step_chunks_shrink_for_expensive_steps():
+    from symflow.integrators.compiled import CHUNK_OPS, chunk_for
+
+    y = torch.zeros(4, 2)
+    cheap, costly = MLPField(), MLPField()
+    assert chunk_for(cheap, lambda: y + 1, 16, y) == 16  # one op a step: the whole chunk
+
+    def expensive_step():
+        z = y
+        for _ in range(CHUNK_OPS // 4):
+            z = z + 1
+        return z
+
+    assert chunk_for(costly, expensive_step, 16, y) == 1
+    # The choice is remembered per field: later solves do not count again.
+    assert chunk_for(costly, lambda: y + 1, 16, y) == 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_compiled_solves_of_one_field_forward_and_reversed_keep_their_own_direction():
+    # Compiled code is cached on the field object; a decreasing grid must not reuse the increasing
+    # grid's kernel (or the other way round).
+    field = MLPField(seed=4).double()
+    y0 = torch.randn(5, 3, dtype=torch.float64)
+    for ts in (torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 0.5, 0.0])):
+        for _ in range(2):
+            comp = solve(field, y0, ts, "midpoint", dt=0.25, compile=True).ys
+            torch.testing.assert_close(comp, solve(field, y0, ts, "midpoint", dt=0.25).ys, atol=1e-12, rtol=0)
