@@ -14,6 +14,8 @@ after the first recompile, so a new ``B`` does not recompile every time.
 
 from __future__ import annotations
 
+import itertools
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +25,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
 _STRONG: dict[tuple, Callable] = {}  # for fields that cannot be weakly referenced
+
+
+_SERIAL = itertools.count()
+
+
+def _own_code(fn: Callable) -> Callable:
+    """``fn`` with a code object of its own.
+
+    Dynamo keeps compiled graphs, and counts recompilations against its limit (8), per *code object*.
+    The kernels here are closures built per field from one code object each, so without this the
+    ninth field compiled in a process would exceed the limit: a ``fullgraph=True`` function then
+    raises, any other silently runs eagerly. A renamed copy of the code gives every field its own
+    cache and its own count.
+    """
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{next(_SERIAL)}")
+    own = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    own.__kwdefaults__ = fn.__kwdefaults__
+    return own
 
 
 def _cached(field: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
@@ -74,7 +94,7 @@ def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
 def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
     f, reverse = cache_owner(f)
     key = (*_advance_key("advance", rk, opts), reverse)
-    return _cached(f, key, lambda: torch.compile(advance, dynamic=None))
+    return _cached(f, key, lambda: torch.compile(_own_code(advance), dynamic=None))
 
 
 def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool) -> Callable:
@@ -95,7 +115,7 @@ def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool) -> 
             states.append(y)
         return torch.stack(states), comp
 
-    return _cached(f, ("chunk", *key, compensated), lambda: torch.compile(run, dynamic=None))
+    return _cached(f, ("chunk", *key, compensated), lambda: torch.compile(_own_code(run), dynamic=None))
 
 
 # Largest number of aten operations one compiled fixed-step chunk should hold: compile time grows
@@ -155,7 +175,7 @@ def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Ca
     """
     f, reverse = cache_owner(f)
     key = (*_advance_key("advance-graphs", rk, opts), reverse)
-    fn = _cached(f, key, lambda: torch.compile(advance, mode="reduce-overhead", dynamic=False))
+    fn = _cached(f, key, lambda: torch.compile(_own_code(advance), mode="reduce-overhead", dynamic=False))
 
     def run(*args: Any) -> Any:
         torch.compiler.cudagraph_mark_step_begin()
@@ -181,7 +201,7 @@ class _FullGraph:
     (``failure``, set by its caller), so later solves with the same field skip it without retracing."""
 
     def __init__(self, fn: Callable) -> None:
-        self.fn = torch.compile(fn, dynamic=None, fullgraph=True)
+        self.fn = torch.compile(_own_code(fn), dynamic=None, fullgraph=True)
         self.failure: str | None = None
 
     def __call__(self, *args: Any) -> Any:

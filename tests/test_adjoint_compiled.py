@@ -153,7 +153,7 @@ def test_cnf_compile_option_compiles_forward_and_backward_with_the_eager_gradien
     cnf = CNF(field, 3, compile=True, **kw)
     assert cnf.config()["compile"] is True
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # neither path falls back
+        warnings.filterwarnings("error", message="compile=True")  # neither path falls back
         comp = _cnf_grads(cnf, x, probe)
     assert _max_rel(comp, _cnf_grads(ref, x, probe)) < tol
     lp_c = cnf.log_prob(x, probe=probe)
@@ -209,3 +209,22 @@ def test_compiled_solves_of_one_field_forward_and_reversed_keep_their_own_direct
         for _ in range(2):
             comp = solve(field, y0, ts, "midpoint", dt=0.25, compile=True).ys
             torch.testing.assert_close(comp, solve(field, y0, ts, "midpoint", dt=0.25).ys, atol=1e-12, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_more_fields_than_dynamos_recompile_limit_all_get_a_compiled_backward_step(monkeypatch):
+    # Dynamo counts recompilations per code object (limit 8); every field's step must have its own.
+    # Tracing is what is limited, so the test traces with the eager backend (no Inductor: seconds).
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real(fn, backend="eager", **kw))
+    # Ten fields, each with its own graph (method and direction are constants of the step).
+    cases = [(m, r) for m in ("euler", "midpoint", "heun", "heun3", "rk4") for r in (False, True)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")  # a fallback to the eager loop
+        for seed, (method, reverse) in enumerate(cases):
+            y0, ts = _problem(torch.float64, reverse=reverse, b=3)
+            field = MLPField(d=3, width=4, seed=seed).double()
+            eager, _ = _gradients(field, y0, ts, method, AdjointOptions(), dt=0.5)
+            comp, _ = _gradients(field, y0, ts, method, AdjointOptions(compile=True), dt=0.5)
+            assert _max_rel(comp, eager) < 1e-12
