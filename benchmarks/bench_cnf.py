@@ -43,6 +43,7 @@ from symflow.cnf import (
     train_flow_matching,
 )
 from symflow.cnf.plots import plot_density_panels
+from symflow.integrators import AdjointOptions
 
 F32 = torch.float32
 
@@ -258,8 +259,14 @@ def iteration_time(
     x: torch.Tensor | None = None,
     tag: str = "untrained field",
     adaptive_only: bool = False,
+    compiled: bool = False,
 ) -> list[dict]:
-    """Forward + backward of the NLL, symflow vs torchdiffeq, on ``x`` (default: ``1.5·N(0, I)``)."""
+    """Forward + backward of the NLL, symflow vs torchdiffeq, on ``x`` (default: ``1.5·N(0, I)``).
+
+    ``compiled`` adds the tuned rows: the same RK4 solves with ``compile=True`` (the forward solve
+    as compiled chunks of steps, the adjoint's backward step compiled; "compile s" is the first
+    call's extra time over a timed call, reported apart from the per-iteration time), and the
+    adjoint with only its backward step compiled (``AdjointOptions(compile=True)``)."""
     import torchdiffeq
 
     torch.manual_seed(0)
@@ -273,16 +280,31 @@ def iteration_time(
     peer.probe = probe
     ts = torch.tensor([1.0, 0.0])
     rows = []
+    rk = {"dt": 0.05}
     configs = [
-        ("dopri5 rtol=atol=1e-5, adjoint (seminorm)", "dopri5", {"rtol": 1e-5, "atol": 1e-5}, True),
-        ("dopri5 rtol=atol=1e-5, backprop", "dopri5", {"rtol": 1e-5, "atol": 1e-5}, False),
-        ("RK4 (3/8 rule) 20 steps, adjoint", "rk38", {"dt": 0.05}, True),
-        ("RK4 (3/8 rule) 20 steps, backprop", "rk38", {"dt": 0.05}, False),
+        ("dopri5 rtol=atol=1e-5, adjoint (seminorm)", "dopri5", {"rtol": 1e-5, "atol": 1e-5}, True, False),
+        ("dopri5 rtol=atol=1e-5, backprop", "dopri5", {"rtol": 1e-5, "atol": 1e-5}, False, False),
+        ("RK4 (3/8 rule) 20 steps, adjoint", "rk38", rk, True, False),
+        ("RK4 (3/8 rule) 20 steps, backprop", "rk38", rk, False, False),
     ]
+    if compiled:
+        backward_only = AdjointOptions(seminorm=True, compile=True)
+        configs += [
+            ("RK4 (3/8 rule) 20 steps, adjoint, compile=True (tuned)", "rk38", rk, True, True),
+            (
+                "RK4 (3/8 rule) 20 steps, adjoint, backward step compiled (tuned)",
+                "rk38",
+                rk,
+                backward_only,
+                False,
+            ),
+        ]
     if adaptive_only:
         configs = [c for c in configs if c[1] == "dopri5"]
-    for label, method, tol, adjoint in configs:
-        ours_cnf = CNF(field, dim, trace="hutchinson", method=method, adjoint=adjoint, **tol)
+    for label, method, tol, adjoint, compile_ in configs:
+        ours_cnf = CNF(
+            field, dim, trace="hutchinson", method=method, adjoint=adjoint, compile=compile_, **tol
+        )
 
         def ours(cnf=ours_cnf):
             field.zero_grad()
@@ -291,6 +313,13 @@ def iteration_time(
             return [p.grad.clone() for p in field.parameters()], terms.nfev.float().mean()
 
         peer_method = "rk4" if method == "rk38" else method  # torchdiffeq's "rk4" is the 3/8 rule
+
+        first = None
+        if compile_ or isinstance(adjoint, AdjointOptions):
+            t0 = time.perf_counter()
+            ours()
+            first = time.perf_counter() - t0
+        adjoint = adjoint is not False
 
         def theirs(method=peer_method, tol=tol, adjoint=adjoint):
             field.zero_grad()
@@ -333,6 +362,8 @@ def iteration_time(
                 "gradient rel. diff": diff,
             }
         )
+        if first is not None:
+            rows[-1]["compile s"] = first - res["symflow"]["median"]
         print(rows[-1], flush=True)
     return rows
 
@@ -350,7 +381,7 @@ def iterations_only(repeat: int = 5) -> None:
     """Only the untrained-field training-iteration rows (D = 2 and 16), to ``results/cnf_iterations.json``."""
     import os
 
-    rows = iteration_time(2, repeat=repeat) + iteration_time(16, repeat=repeat)
+    rows = iteration_time(2, repeat=repeat, compiled=True) + iteration_time(16, repeat=repeat, compiled=True)
     write_result(
         "cnf_iterations",
         {
@@ -407,8 +438,8 @@ def main(quick: bool = False, iterations: bool = False, trained: bool = False) -
         trace_training(steps=3, batch_size=64)
         return
     rows = rhs_cost()
-    rows += iteration_time(2)
-    rows += iteration_time(16)
+    rows += iteration_time(2, compiled=True)
+    rows += iteration_time(16, compiled=True)
     moons, models = two_moons(figure=RESULTS / "cnf_two_moons.png")
     rows += moons
     rows += trained_iteration(models["mle"])

@@ -239,11 +239,11 @@ def integrate_adaptive(
     if compile == "reduce-overhead":
         from .compiled import compiled_advance_graphs
 
-        advance = compiled_advance_graphs(advance, getattr(f, "wrapped", f), rk, opts)
+        advance = compiled_advance_graphs(advance, f, rk, opts)
     elif compile:
         from .compiled import compiled_advance
 
-        advance = compiled_advance(advance, getattr(f, "wrapped", f), rk, opts)
+        advance = compiled_advance(advance, f, rk, opts)
     tracker = EventTracker(opts.events, t, y) if opts.events else None
     callbacks = opts.callbacks
     check_every = CHECK_EVERY if check_every is None else check_every

@@ -41,6 +41,7 @@ iterations up front and read once before and once after the loop.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,10 @@ class AdjointOptions:
             accelerator) once per this many iterations; ``None``: after every iteration on the CPU,
             where a read is free, and every ``SYNC_EVERY_ACCELERATOR`` (8) iterations elsewhere. At
             most ``sync_every − 1`` fully masked iterations run after the last sample finished.
+        compile: run each backward step as one ``torch.compile``'d function (stages, their
+            vector–Jacobian products and the parameter increment; explicit fixed-step methods on a
+            grid shared by the batch); ``None``: as the forward solve's ``compile``. A field that
+            cannot be traced runs eagerly after a one-line warning.
     """
 
     method: str | None = None
@@ -88,6 +93,7 @@ class AdjointOptions:
     max_steps: int | None = None
     controller: PIDController = field(default_factory=PIDController)
     sync_every: int | None = None
+    compile: bool | None = None
 
 
 @dataclass
@@ -108,6 +114,7 @@ class _Config:
     reverse: bool
     sync_every: int | None = None
     external: tuple[Tensor, ...] | None = None  # parameters the field closes over (not its own)
+    compile: bool = False  # compile the backward step where it is supported (see _fused_adjoint_step)
     forward_status: Tensor | None = None
     forward_stats: dict[str, Tensor] | None = None
     backward_stats: dict[str, Any] | None = None
@@ -139,10 +146,16 @@ class _AdjointSolve(torch.autograd.Function):
         live = dict(cfg.module.named_parameters()) if cfg.module is not None else {}
         direct = bool(params) and all(live.get(n) is p for n, p in zip(cfg.names, params))
         with torch.enable_grad():
+            needs = ctx.needs_input_grad
             g_y0, g_ts, g_params = _backward(
-                cfg, ts, ys.detach(), grad_ys, [p.detach() for p in params], live=params if direct else None
+                cfg,
+                ts,
+                ys.detach(),
+                grad_ys,
+                [p.detach() for p in params],
+                live=params if direct else None,
+                times=needs[2],
             )
-        needs = ctx.needs_input_grad
         return (None, g_y0 if needs[1] else None, g_ts if needs[2] else None, *g_params)
 
 
@@ -236,6 +249,7 @@ def adjoint_solve(
         reverse=problem.reverse,
         sync_every=None if opts.sync_every is None else positive_int("adjoint.sync_every", opts.sync_every),
         external=external,
+        compile=bool(forward.get("compile", False)) if opts.compile is None else bool(opts.compile),
     )
     cfg.spec_backward = bspec  # type: ignore[attr-defined]
     if not adaptive:
@@ -265,8 +279,61 @@ def _field_fn(cfg: _Config, params: list[Tensor]):
     return fn
 
 
+def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
+    """One explicit backward step of the augmented system as a pure tensor function, for
+    ``torch.compile`` (``compile=True``; see :func:`.compiled.compiled_adjoint_step`).
+
+    ``step(s, h, z, params) -> (z_new, inc)``: from ``z = (y, a)`` at ``s = −t`` (every sample at the
+    same ``s`` and with the same step ``h``, shaped ``(B,)``), the stages
+    ``Kᵢ = (−f(Yᵢ), Aᵢᵀ∂f/∂y(Yᵢ))`` of the tableau, ``z_new = z + h Σᵢ bᵢ Kᵢ``, and the parameter
+    quadrature increment ``inc = h Σᵢ bᵢ Σ_b A_{b,i}ᵀ ∂f/∂θ(Yᵢ)`` — the same numbers as the eager loop's
+    ``"uniform"`` θ-mode. Each stage is one ``torch.func.vjp`` of the field with respect to ``(y, θ)``
+    through ``functional_call``, so the parameters are inputs of the compiled graph, not constants.
+    Inactive samples carry ``h = 0`` (a step of zero; with a shared grid either all samples are
+    active or none, so ``h[0]`` weights the increment).
+    """
+    sign = -1.0 if cfg.reverse else 1.0
+    theta_w = dict(rk.b_terms)
+    if cfg.module is not None:
+        module, names = cfg.module, cfg.names
+
+        def f(p, t: Tensor, y: Tensor) -> Tensor:
+            return sign * functional_call(module, dict(zip(names, p)), (sign * t, y))
+    else:
+        plain = cfg.f
+
+        def f(p, t: Tensor, y: Tensor) -> Tensor:
+            return sign * plain(sign * t, y)
+
+    def step(s: Tensor, h: Tensor, z: Tensor, params: tuple[Tensor, ...]):
+        ks: list[Tensor] = []
+        g = [torch.zeros_like(p) for p in params]
+        for i in range(rk.stages):
+            zi = z if i == 0 else combine(z, h, rk.a_terms[i], ks)
+            ti = -(s + rk.c[i] * h) if rk.c[i] else -s
+            y, a = zi[..., :d], zi[..., d:]
+            if params and i in theta_w:
+                out, pull = vjp(lambda yy, pp, ti=ti: f(pp, ti, yy), y, params)
+                fa, gp = pull(a)
+                g = [gi + theta_w[i] * gpi for gi, gpi in zip(g, gp)]
+            else:
+                out, pull = vjp(lambda yy, ti=ti: f(params, ti, yy), y)
+                (fa,) = pull(a)
+            ks.append(torch.cat([-out, fa], -1))
+        w = h[0]
+        return combine(z, h, rk.b_terms, ks), tuple(w * gi for gi in g)
+
+    return step
+
+
 def _backward(
-    cfg: _Config, ts: Tensor, ys: Tensor, grad_ys: Tensor, params: list[Tensor], live: Sequence[Tensor] | None
+    cfg: _Config,
+    ts: Tensor,
+    ys: Tensor,
+    grad_ys: Tensor,
+    params: list[Tensor],
+    live: Sequence[Tensor] | None,
+    times: bool = True,
 ):
     bspec: MethodSpec = cfg.spec_backward  # type: ignore[attr-defined]
     rk = bspec.tableau
@@ -288,7 +355,14 @@ def _backward(
         return sign * fp(p, sign * t, y)
 
     driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb, live, shared_grid=ts.dim() == 1)
-    a0, g_params, g_times = driver.run()
+    driver.times = times  # ∂L/∂t costs two more field evaluations: only when the times need it
+    if driver.fused is not None:  # compiled backward steps: the thread rule of compiled solves
+        from .compiled import kernel_threads
+
+        with kernel_threads(ysb[:, 0].numel() * 2, ysb.device):  # the state is (y, a)
+            a0, g_params, g_times = driver.run()
+    else:
+        a0, g_params, g_times = driver.run()
     if cfg.reverse:
         g_times = -g_times
     g_y0 = a0.reshape(*cfg.batch_shape, d) if cfg.batch_shape else a0.reshape(d)
@@ -332,6 +406,7 @@ class _BackwardDriver:
 
     def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None, shared_grid=False):
         self.cfg, self.field, self.params = cfg, field, params
+        self.times = True  # compute ∂L/∂t (two more field evaluations); _backward turns it off
         # The tensors the θ-products differentiate: the field's own live tensors when it closes over
         # them or (``live``) when the module still holds them, else leaf copies of the module's
         # parameters that ``field`` substitutes.
@@ -380,6 +455,49 @@ class _BackwardDriver:
         bw, ew = dict(self.b_terms), dict(self.e_terms)
         self.theta_b = torch.tensor([bw.get(i, 0.0) for i in idx], dtype=dt_, device=dev)
         self.theta_e = torch.tensor([ew.get(i, 0.0) for i in idx], dtype=dt_, device=dev)
+        self.fused = self._compiled_step() if cfg.compile else None
+
+    def _compiled_step(self):
+        """The compiled backward step (``compile=True``) where it applies, else ``None`` with a warning
+        naming why: explicit fixed steps on a grid shared by the batch, and a field that is an
+        ``nn.Module`` or a plain callable (not one closing over the tensors it is differentiated for)."""
+        cfg = self.cfg
+        why = None
+        if self.implicit is not None:
+            why = "its method is implicit"
+        elif cfg.adaptive:
+            why = "it is adaptive (only fixed-step backward solves are compiled)"
+        elif self.theta_mode != "uniform":
+            why = "the samples have their own time grids (compiled only on a grid shared by the batch)"
+        elif cfg.external is not None:
+            why = "the differentiated tensors are closed over by the field (pass an nn.Module)"
+        if why is not None:
+            warnings.warn(f"compile=True: the adjoint's backward solve runs eagerly: {why}", stacklevel=2)
+            return None
+        from .compiled import compiled_adjoint_step
+
+        p0 = self.params[0] if self.params else self.ys
+        key = (self.rk.tableau.name, cfg.names, cfg.reverse, self.d, p0.dtype, p0.device.type)
+        fn = compiled_adjoint_step(_fused_adjoint_step(cfg, self.rk, self.d), cfg.f, key)
+        if fn.failure is not None:  # an earlier solve found this field untraceable
+            warnings.warn(fn.failure, stacklevel=2)
+            return None
+        return fn
+
+    def _run_fused(self, s: Tensor, z: Tensor, h: Tensor):
+        """One compiled step, or ``None`` (after a one-line warning, once per field and method) when
+        the field cannot be traced: the loop then takes the eager path, from the same state."""
+        try:
+            return self.fused(s, h, z, tuple(self.params))
+        except Exception as exc:  # any tracing or compilation failure: run eagerly
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.fused.failure = (
+                f"compile=True: the adjoint's backward step could not be compiled "
+                f"({type(exc).__name__}: {first}); running it eagerly"
+            )
+            warnings.warn(self.fused.failure, stacklevel=2)
+            self.fused = None
+            return None
 
     # One stage evaluation of the augmented field in s: z = (y, a) -> (dy/ds, da/ds).
     def _aug(self, s: Tensor, z: Tensor) -> Tensor:
@@ -459,11 +577,16 @@ class _BackwardDriver:
         idx = self.theta_idx
         if self.theta_mode == "uniform":
             w0 = weight[0]  # the same for every sample
-            gs = [outs[i][1] for i in idx]
-            return [
-                tuple(w0 * sum(c[j] * gs[j][q] for j in range(len(idx))) for q in range(len(self.leaves)))
-                for c in coefs
-            ]
+            gs = [list(outs[i][1]) for i in idx]
+            sums = []
+            for c in coefs:
+                # One fused multi-tensor op per stage instead of one op per parameter tensor.
+                cw = c * w0
+                total = torch._foreach_mul(gs[0], cw[0])
+                for j in range(1, len(idx)):
+                    torch._foreach_add_(total, torch._foreach_mul(gs[j], cw[j]))
+                sums.append(tuple(total))
+            return sums
         if self.theta_mode == "graphs":
             return [self._pull_graphs(zs, outs, c[:, None] * weight[None, :]) for c in coefs]
         # "scaled": the stage passes summed h_b A_bᵀ∂f/∂θ over all active samples; subtract the
@@ -539,8 +662,9 @@ class _BackwardDriver:
         z = torch.cat([ys[:, -1], gy[:, -1]], -1)
         g_times = torch.zeros(b, n_obs, dtype=dt_, device=dev)
         with torch.no_grad():  # ∂L/∂t_k = (∂L/∂y_k)ᵀ f(t_k, y_k) for every output but the first
-            f_all = self.field(ts[:, 1:].reshape(-1), ys[:, 1:].reshape(-1, d)).reshape(b, n_obs - 1, d)
-            g_times[:, 1:] = (gy[:, 1:] * f_all).sum(-1)
+            if self.times:
+                f_all = self.field(ts[:, 1:].reshape(-1), ys[:, 1:].reshape(-1, d)).reshape(b, n_obs - 1, d)
+                g_times[:, 1:] = (gy[:, 1:] * f_all).sum(-1)
         g_acc = [torch.zeros_like(p) for p in self.params]
 
         def interval_end(k: Tensor) -> Tensor:
@@ -586,8 +710,12 @@ class _BackwardDriver:
             for _ in range(chunk):
                 lands = s + 1.01 * h >= s_end
                 h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
-                outs = implicit_pull = None
-                if explicit:
+                outs = implicit_pull = fused = None
+                if self.fused is not None:
+                    fused = self._run_fused(s, z, h_try)
+                if fused is not None:
+                    z_new, fused_inc = fused
+                elif explicit:
                     ks, zs, ss, outs = self._stages(s, z, h_try)
                     z_new = combine(z, h_try, self.b_terms, ks)
                 else:
@@ -620,9 +748,12 @@ class _BackwardDriver:
                     g_acc = [
                         acc + torch.where(theta_ok, i, torch.zeros_like(i)) for acc, i in zip(g_acc, inc)
                     ]
+                elif fused is not None:
+                    if self.params:
+                        g_acc = torch._foreach_add(g_acc, list(fused_inc))
                 elif self.params:
                     (inc,) = self._theta_sums([self.theta_b], h_try * accept, active, zs, outs)
-                    g_acc = [acc + i for acc, i in zip(g_acc, inc)]
+                    g_acc = torch._foreach_add(g_acc, list(inc))
                 acc_col = accept.unsqueeze(-1)
                 z = torch.where(acc_col, z_new, z)
                 s = torch.where(accept, torch.where(lands, s_end, s + h_try), s)
@@ -653,10 +784,11 @@ class _BackwardDriver:
             chunk = sync_every
         self._raise_failures(failed)
         a = z[:, d:]
-        with torch.no_grad():
+        if self.times:
             # ∂L/∂t_0 = −a(t_0⁺)ᵀ f(t_0, y_0), with the adjoint *before* the jump by ∂L/∂y(t_0): the
             # output at t_0 is y_0 itself and does not move with t_0.
-            g_times[:, 0] = -((a - gy[:, 0]) * self.field(ts[:, 0], ys[:, 0])).sum(-1)
+            with torch.no_grad():
+                g_times[:, 0] = -((a - gy[:, 0]) * self.field(ts[:, 0], ys[:, 0])).sum(-1)
         # steps: attempted steps per sample; iterations: loop iterations run (masked ones included);
         # active_reads: how many times the loop read "any sample still active?" (host syncs).
         cfg.backward_stats = {"steps": steps, "iterations": iterations, "active_reads": reads}

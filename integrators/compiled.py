@@ -27,12 +27,15 @@ machine they keep the threads (2 threads are 15–40 % faster from B = 1024 on).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import types
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 # Below this many state elements (B·D) a compiled solve runs single-threaded on a busy machine: the
 # size below which ATen's element-wise kernels do not split work across threads
@@ -84,6 +87,24 @@ _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple, Callable]] = weakref.WeakKeyD
 _STRONG: dict[tuple, Callable] = {}  # for fields that cannot be weakly referenced
 
 
+_SERIAL = itertools.count()
+
+
+def _own_code(fn: Callable) -> Callable:
+    """``fn`` with a code object of its own.
+
+    Dynamo keeps compiled graphs, and counts recompilations against its limit (8), per *code object*.
+    The kernels here are closures built per field from one code object each, so without this the
+    ninth field compiled in a process would exceed the limit: a ``fullgraph=True`` function then
+    raises, any other silently runs eagerly. A renamed copy of the code gives every field its own
+    cache and its own count.
+    """
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{next(_SERIAL)}")
+    own = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    own.__kwdefaults__ = fn.__kwdefaults__
+    return own
+
+
 def _cached(field: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
     try:
         per_field = _CACHE.setdefault(field, {})
@@ -93,6 +114,23 @@ def _cached(field: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
     if key not in per_field:
         per_field[key] = build()
     return per_field[key]
+
+
+def cache_owner(f: Any) -> tuple[Any, bool]:
+    """The user's field behind a solve's field ``f`` (unwrapping the time reversal of a decreasing
+    grid and the output check) and whether ``f`` is reversed: compiled code is cached on the user's
+    object, so every solve with it reuses one compilation (a fresh wrapper per solve would compile
+    again each time), and the reversal is part of the cache key."""
+    reverse = hasattr(f, "reversed_of")
+    base = f.reversed_of if reverse else f
+    return getattr(base, "wrapped", base), reverse
+
+
+def _store(field: Any, key: tuple, value: Any) -> None:
+    try:
+        _CACHE.setdefault(field, {})[key] = value
+    except TypeError:
+        _STRONG[(id(field), *key)] = value
 
 
 def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
@@ -114,8 +152,9 @@ def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
 
 
 def compiled_advance(advance: Callable, f: Any, rk: Any, opts: Any) -> Callable:
-    key = _advance_key("advance", rk, opts)
-    return _cached(f, key, lambda: torch.compile(advance, dynamic=None))
+    f, reverse = cache_owner(f)
+    key = (*_advance_key("advance", rk, opts), reverse)
+    return _cached(f, key, lambda: torch.compile(_own_code(advance), dynamic=None))
 
 
 # Chunks of states with at most this many elements lower torch.cat as a pointwise operation, fused
@@ -147,8 +186,50 @@ def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, num
         return torch.stack(states), comp
 
     return _cached(
-        f, ("chunk", *key, compensated, small), lambda: torch.compile(run, dynamic=None, options=options)
+        f,
+        ("chunk", *key, compensated, small),
+        lambda: torch.compile(_own_code(run), dynamic=None, options=options),
     )
+
+
+# Largest number of aten operations one compiled fixed-step chunk should hold: compile time grows
+# with the unrolled graph (a 16-step RK4 chunk of a CNF's Hutchinson field, ~210 ops a step, had not
+# finished compiling after ten minutes on 2 cores), while the per-call overhead a longer chunk
+# amortises (tens of µs) only matters for cheap fields (Hénon–Heiles RK4: ~70 ops a step).
+CHUNK_OPS = 2048
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def chunk_for(field: Any, eager_step: Callable[[], Any], chunk: int, like: torch.Tensor) -> int:
+    """Steps per compiled fixed-step chunk: ``chunk`` (16) for cheap steps, fewer — down to one — when
+    one step runs so many operations that ``chunk`` unrolled copies would take minutes to compile.
+
+    Runs ``eager_step`` once (the solve's eager check of the field's output) counting its aten
+    operations; the choice is cached per field, so every solve with it reuses one compiled chunk.
+    """
+    key = ("chunk-size", chunk, like.dtype, like.device.type, like.shape[-1])
+    known = _cached(field, key, lambda: None)
+    if known is not None:
+        eager_step()
+        return known
+    counter = _OpCounter()
+    with counter:
+        eager_step()
+    ops = max(counter.ops, 1)
+    # Cheap steps keep the full chunk (per-call overhead dominates them); expensive ones take chunks
+    # of at most a quarter of the budget, where the overhead is negligible next to the step.
+    size = chunk if ops * chunk <= CHUNK_OPS else max(1, CHUNK_OPS // (4 * ops))
+    _store(field, key, size)
+    return size
 
 
 def _tol_key(v: Any) -> Any:
@@ -166,8 +247,9 @@ def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Ca
     size records a new graph). On the CPU there are no graphs and this is ``compile=True`` plus the
     copies.
     """
-    key = _advance_key("advance-graphs", rk, opts)
-    fn = _cached(f, key, lambda: torch.compile(advance, mode="reduce-overhead", dynamic=False))
+    f, reverse = cache_owner(f)
+    key = (*_advance_key("advance-graphs", rk, opts), reverse)
+    fn = _cached(f, key, lambda: torch.compile(_own_code(advance), mode="reduce-overhead", dynamic=False))
 
     def run(*args: Any) -> Any:
         torch.compiler.cudagraph_mark_step_begin()
@@ -175,3 +257,26 @@ def compiled_advance_graphs(advance: Callable, f: Any, rk: Any, opts: Any) -> Ca
         return torch.utils._pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
 
     return run
+
+
+def compiled_adjoint_step(step: Callable, f: Any, key: tuple) -> Callable:
+    """Compile one backward step of the continuous adjoint (:func:`.adjoint._fused_adjoint_step`).
+
+    Traced with ``fullgraph=True``: the step is either one graph (stages, their vector–Jacobian
+    products through ``torch.func.vjp`` — nested transforms in the field included, such as a CNF's
+    Hutchinson estimator — and the parameter-quadrature increment) or an error at the first call,
+    after which the caller runs the eager loop instead of a partly compiled one.
+    """
+    return _cached(f, ("adjoint-step", *key), lambda: _FullGraph(step))
+
+
+class _FullGraph:
+    """A ``fullgraph=True`` compiled function that remembers why it could not be compiled
+    (``failure``, set by its caller), so later solves with the same field skip it without retracing."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = torch.compile(_own_code(fn), dynamic=None, fullgraph=True)
+        self.failure: str | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)

@@ -215,13 +215,16 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
     The whole step sequence (start times and sizes) is laid out first; chunks of K steps run as one
     compiled call, padded at the end with zero steps (which leave ``y`` unchanged).
     """
-    from .compiled import compiled_chunk
+    from .compiled import cache_owner, chunk_for, compiled_chunk
 
     y = problem.y0
     b = y.shape[0]
     starts, sizes, record_after = step_layout(problem.shared, opts.dt)
     n_steps = sizes.shape[0]
-    kk = opts.chunk
+    field, reverse = cache_owner(problem.f)
+    # The field's output check runs here, eagerly, so the compiled code never traces it; the same
+    # step sizes the compiled chunk (see chunk_for).
+    kk = chunk_for(field, lambda: stepper.step(problem.shared[0], y, 0.0), opts.chunk, y)
     pad = (-n_steps) % kk
     t0s = torch.cat([starts, problem.shared[-1:].expand(pad)]).reshape(-1, kk)
     hs = torch.cat([sizes, sizes.new_zeros(pad)]).reshape(-1, kk)
@@ -232,10 +235,8 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
         kk,
         y.dtype,
         y.device.type,
+        reverse,
     )
-    # The field's output check runs here, eagerly, so the compiled code never traces it.
-    stepper.step(problem.shared[0], y, 0.0)
-    field = getattr(problem.f, "wrapped", problem.f)
     run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], field, key, opts.compensated, y.numel())
     comp = torch.zeros_like(y)
     # The outputs are written straight into ys (B, T, D): one pass over each recorded state, instead of

@@ -196,6 +196,7 @@ def _reversed(f: Field, split: SplitField | None) -> tuple[Field, SplitField | N
     def g(s: Tensor, y: Tensor) -> Tensor:
         return -f(-s, y)
 
+    g.reversed_of = f  # type: ignore[attr-defined]  # compiled code is cached on the user's field (.compiled)
     if split is None:
         return g, None
     rsplit = SplitField(

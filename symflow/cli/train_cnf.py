@@ -92,6 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--dt", type=float, default=None, help="fixed step (fixed-step methods)")
     p.add_argument("--adjoint", action="store_true", help="gradients by the continuous adjoint (mle)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the solves through torch.compile (first step compiles; fixed-step adjoints gain most)",
+    )
     p.add_argument("--kinetic", type=float, default=0.0, help="weight of the kinetic-energy regulariser")
     p.add_argument("--jacobian", type=float, default=0.0, help="weight of the Jacobian-norm regulariser")
     p.add_argument("--sigma-min", type=float, default=1e-4, help="flow-matching path width at t = 1")
@@ -132,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         atol=args.atol,
         dt=args.dt,
         adjoint=args.adjoint,
+        compile=args.compile,
         kinetic=args.kinetic,
         jacobian=args.jacobian,
         sigma_min=args.sigma_min,

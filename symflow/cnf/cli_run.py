@@ -96,6 +96,7 @@ def run_cnf_experiment(
     atol: float = 1e-5,
     dt: float | None = None,
     adjoint: bool = False,
+    compile: bool = False,
     kinetic: float = 0.0,
     jacobian: float = 0.0,
     sigma_min: float = 1e-4,
@@ -150,6 +151,7 @@ def run_cnf_experiment(
         "atol": atol,
         "dt": dt,
         "adjoint": bool(adjoint),
+        "compile": bool(compile),
         "kinetic": kinetic,
         "jacobian": jacobian,
         "sigma_min": sigma_min,
@@ -178,6 +180,7 @@ def run_cnf_experiment(
         atol=atol,
         dt=dt,
         adjoint=adjoint,
+        compile=compile,
         loc=loc,
         scale=scale,
     )  # built before the run directory: bad names fail without leaving an empty run behind
