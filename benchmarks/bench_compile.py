@@ -66,9 +66,9 @@ def first_call() -> list[dict]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": "1"}
         for label in ("first process, empty cache", "second process, same cache"):
-            out = subprocess.run(
-                [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True, check=True
-            )
+            out = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"the fresh process failed:\n{out.stderr[-3000:]}")
             imp, first, second = (float(v) for v in out.stdout.split()[-3:])
             rows.append(
                 {
