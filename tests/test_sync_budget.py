@@ -20,6 +20,13 @@ from symflow.integrators import get_method, list_methods, solve
 SETUP = 10  # syncs outside the loop (input validation, the first and the last look, a window widening)
 
 
+@pytest.fixture(autouse=True)
+def _loop_as_on_an_accelerator(monkeypatch):
+    """On the CPU the adaptive loop also reads "any sample active?" after every attempt (free there);
+    count the loop as it runs on an accelerator."""
+    monkeypatch.setattr(adaptive, "STOP_AT_ONCE_ON_CPU", False)
+
+
 def _hh(b: int = 16) -> tuple:
     hh = S.get_system("henon_heiles")
     return S.vector_field(hh), hh.sample(b, seed=0).to(torch.float64)
@@ -75,8 +82,9 @@ def test_results_do_not_depend_on_how_often_the_loop_looks(monkeypatch):
     f, y0 = _hh(8)
     ts = torch.linspace(0.0, 10.0, 501, dtype=torch.float64)
     runs = []
-    for k in (1, 3, 8):
+    for k, at_once in ((1, False), (3, False), (8, False), (8, True)):
         monkeypatch.setattr(adaptive, "CHECK_EVERY", k)
+        monkeypatch.setattr(adaptive, "STOP_AT_ONCE_ON_CPU", at_once)
         sol = solve(f, y0, ts, "dopri5", rtol=1e-8, atol=1e-10)
         runs.append((sol.ys, sol.stats))
     for ys, stats in runs[1:]:
@@ -119,3 +127,19 @@ def test_an_implicit_step_on_a_nonlinear_field_stays_near_one_sync_per_step(meth
     with count_host_syncs() as syncs:
         solve(f, y0, ts, method, dt=0.1)
     assert syncs.count <= 1.25 * 100 + SETUP, syncs.by_name
+
+
+def test_on_the_cpu_the_loop_makes_no_attempt_after_the_last_sample_finished(monkeypatch):
+    """Every attempt evaluates f for the whole batch; once no sample is active the CPU loop stops."""
+    monkeypatch.setattr(adaptive, "STOP_AT_ONCE_ON_CPU", True)
+    f, y0 = _hh(4)
+    calls = []
+
+    def counted(t, y):
+        calls.append(1)
+        return f(t, y)
+
+    ts = torch.linspace(0.0, 10.0, 11, dtype=torch.float64)
+    sol = solve(counted, y0, ts, "dopri5", rtol=1e-6, atol=1e-8)
+    # The loop's evaluations are those of the longest-running sample; no masked attempt after it.
+    assert len(calls) == int(sol.stats["nfev"].max())
