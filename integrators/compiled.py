@@ -53,7 +53,7 @@ def busy_cores(threads: int, load: float | None = None, cores: int | None = None
     if load is None:
         try:
             load = os.getloadavg()[0]
-        except OSError:  # not available on this platform: assume an idle machine
+        except (AttributeError, OSError):  # no load average on this platform: assume an idle machine
             return False
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
