@@ -233,7 +233,16 @@ def test_ctrl_c_during_simulate_leaves_no_file_at_all(tmp_path):
         "-o",
         str(out),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    # The child gets the default SIGINT disposition (Ctrl-C raises KeyboardInterrupt) even when the tests
+    # run as a background job of a non-interactive shell, which starts them with SIGINT ignored.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob("hh.h5.*.partial")):

@@ -129,6 +129,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
 
 
 def test_ctrl_c_finishes_the_step_saves_and_stops(tmp_path):
+    # Whatever handled SIGINT before (Python's default; SIG_IGN when the tests run as a background job
+    # of a non-interactive shell) is what the trainer must put back.
+    before = signal.getsignal(signal.SIGINT)
     trainer, fn = make(tmp_path, steps=50, checkpoint_every=100)
 
     def interrupting(step):
@@ -139,7 +142,7 @@ def test_ctrl_c_finishes_the_step_saves_and_stops(tmp_path):
     with pytest.raises(TrainingInterrupted, match="step 7"):
         trainer.fit(interrupting)
     assert load_checkpoint(tmp_path / "checkpoints").step == 7
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_run_directory_refuses_to_clobber_or_resume_nothing(tmp_path):
