@@ -178,11 +178,10 @@ def adaptive(b, t_end, tolerances, repeat) -> list[dict]:
     return rows
 
 
-def eager_row(b: int = 1024, t_end: float = 50.0, rtol: float = 1e-8, repeat: int = 5) -> list[dict]:
-    """Eager dopri5 on a two-energy Hénon–Heiles batch vs the peers (same rtol and equal error)."""
-    import torchdiffeq
-    import torchode as to
-
+def _two_energy_problem(b: int, t_end: float):
+    """The eager row's problem: ``b`` Hénon–Heiles orbits, half at E = 1/12 and half at E = 1/7, 51
+    outputs on [0, t_end]; returns ``(f, y0, ts, err)`` with ``err(ys)`` the max |y − y_ref| against
+    symflow dopri5 at rtol 1e-13."""
     hh = S.get_system("henon_heiles")
     f = S.vector_field(hh)
     y0 = torch.cat([hh.sample(b // 2, seed=0, energy=1 / 12), hh.sample(b - b // 2, seed=1, energy=1 / 7)])
@@ -191,6 +190,16 @@ def eager_row(b: int = 1024, t_end: float = 50.0, rtol: float = 1e-8, repeat: in
 
     def err(ys):
         return float((ys - reference).abs().max())
+
+    return f, y0, ts, err
+
+
+def eager_row(b: int = 1024, t_end: float = 50.0, rtol: float = 1e-8, repeat: int = 5) -> list[dict]:
+    """Eager dopri5 on a two-energy Hénon–Heiles batch vs the peers (same rtol and equal error)."""
+    import torchdiffeq
+    import torchode as to
+
+    f, y0, ts, err = _two_energy_problem(b, t_end)
 
     atol = rtol * 1e-2
     term = to.ODETerm(f)
@@ -245,14 +254,7 @@ def work_precision(
     import torchdiffeq
     import torchode as to
 
-    hh = S.get_system("henon_heiles")
-    f = S.vector_field(hh)
-    y0 = torch.cat([hh.sample(b // 2, seed=0, energy=1 / 12), hh.sample(b - b // 2, seed=1, energy=1 / 7)])
-    ts = torch.linspace(0.0, t_end, 51, dtype=torch.float64)
-    reference = solve(f, y0, ts, "dopri5", rtol=1e-13, atol=1e-15, max_steps=10**6).ys
-
-    def err(ys):
-        return float((ys - reference).abs().max())
+    f, y0, ts, err = _two_energy_problem(b, t_end)
 
     compile_s = _timed_first(lambda: solve(f, y0, ts, "dopri5", compile=True, rtol=1e-6, atol=1e-8))
     points: dict[str, list[tuple[float, float]]] = {}
