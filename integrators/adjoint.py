@@ -294,16 +294,10 @@ def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
     """
     sign = -1.0 if cfg.reverse else 1.0
     theta_w = dict(rk.b_terms)
-    if cfg.module is not None:
-        module, names = cfg.module, cfg.names
+    fp = _field_fn(cfg, [])  # the parameters come in as arguments of the compiled step
 
-        def f(p, t: Tensor, y: Tensor) -> Tensor:
-            return sign * functional_call(module, dict(zip(names, p)), (sign * t, y))
-    else:
-        plain = cfg.f
-
-        def f(p, t: Tensor, y: Tensor) -> Tensor:
-            return sign * plain(sign * t, y)
+    def f(p, t: Tensor, y: Tensor) -> Tensor:
+        return sign * fp(p, sign * t, y)
 
     def step(s: Tensor, h: Tensor, z: Tensor, params: tuple[Tensor, ...]):
         ks: list[Tensor] = []
