@@ -264,13 +264,15 @@ def iteration_time(
     tag: str = "untrained field",
     adaptive_only: bool = False,
     compiled: bool = False,
+    shared_steps: bool = False,
 ) -> list[dict]:
     """Forward + backward of the NLL, symflow vs torchdiffeq, on ``x`` (default: ``1.5·N(0, I)``).
 
     ``compiled`` adds the tuned rows: the same RK4 solves with ``compile=True`` (the forward solve
     as compiled chunks of steps, the adjoint's backward step compiled; "compile s" is the first
     call's extra time over a timed call, reported apart from the per-iteration time), and the
-    adjoint with only its backward step compiled (``AdjointOptions(compile=True)``)."""
+    adjoint with only its backward step compiled (``AdjointOptions(compile=True)``). ``shared_steps``
+    adds the dopri5 rows with ``norm="batch"`` (and, with ``compiled``, their compiled versions)."""
     import torchdiffeq
 
     torch.manual_seed(0)
@@ -285,13 +287,28 @@ def iteration_time(
     ts = torch.tensor([1.0, 0.0])
     rows = []
     rk = {"dt": 0.05}
+    dp = {"rtol": 1e-5, "atol": 1e-5}
     configs = [
-        ("dopri5 rtol=atol=1e-5, adjoint (seminorm)", "dopri5", {"rtol": 1e-5, "atol": 1e-5}, True, False),
-        ("dopri5 rtol=atol=1e-5, backprop", "dopri5", {"rtol": 1e-5, "atol": 1e-5}, False, False),
+        ("dopri5 rtol=atol=1e-5, adjoint (seminorm)", "dopri5", dp, True, False),
+        ("dopri5 rtol=atol=1e-5, backprop", "dopri5", dp, False, False),
         ("RK4 (3/8 rule) 20 steps, adjoint", "rk38", rk, True, False),
         ("RK4 (3/8 rule) 20 steps, backprop", "rk38", rk, False, False),
     ]
-    if compiled:
+    if shared_steps:
+        # norm="batch": one error norm for the batch, so the samples share their steps (as torchdiffeq's
+        # do) and the batch pays for its average sample instead of its slowest one.
+        shared = {**dp, "norm": "batch"}
+        configs += [
+            ("dopri5 rtol=atol=1e-5, adjoint (seminorm), norm='batch'", "dopri5", shared, True, False),
+            ("dopri5 rtol=atol=1e-5, backprop, norm='batch'", "dopri5", shared, False, False),
+        ]
+        if compiled:
+            tuned = "dopri5 rtol=atol=1e-5, {}, norm='batch', compile=True (tuned)"
+            configs += [
+                (tuned.format("adjoint"), "dopri5", shared, True, True),
+                (tuned.format("backprop"), "dopri5", shared, False, True),
+            ]
+    if compiled and not adaptive_only:
         backward_only = AdjointOptions(seminorm=True, compile=True)
         configs += [
             ("RK4 (3/8 rule) 20 steps, adjoint, compile=True (tuned)", "rk38", rk, True, True),
@@ -309,6 +326,7 @@ def iteration_time(
         ours_cnf = CNF(
             field, dim, trace="hutchinson", method=method, adjoint=adjoint, compile=compile_, **tol
         )
+        tol = {k: v for k, v in tol.items() if k != "norm"}  # the peer's norm is always the batch's
 
         def ours(cnf=ours_cnf):
             field.zero_grad()
@@ -372,12 +390,20 @@ def iteration_time(
     return rows
 
 
-def trained_iteration(cnf: CNF, repeat: int = 5) -> list[dict]:
-    """Training-iteration time with the field trained on two moons (a realistic number of steps)."""
+def trained_iteration(cnf: CNF, repeat: int = 5, compiled: bool = False) -> list[dict]:
+    """Training-iteration time with the field trained on two moons (a realistic number of steps):
+    per-sample and shared (``norm="batch"``) steps, and with ``compiled`` their compiled versions."""
     _, _, test = moons_problem()
     y = ((test[:256] - cnf.loc) / cnf.scale).detach()  # the flow's own normalised coordinates
     return iteration_time(
-        2, repeat=repeat, field=cnf.field, x=y, tag="field trained on two moons", adaptive_only=True
+        2,
+        repeat=repeat,
+        field=cnf.field,
+        x=y,
+        tag="field trained on two moons",
+        adaptive_only=True,
+        compiled=compiled,
+        shared_steps=True,
     )
 
 
@@ -409,7 +435,7 @@ def trained_only(quick: bool = False) -> None:
 
     _, train, _ = moons_problem()
     cnf, _, _ = _train_moons("mle", 5 if quick else 900, train)
-    rows = trained_iteration(cnf, repeat=1 if quick else 5)
+    rows = trained_iteration(cnf, repeat=1 if quick else 5, compiled=not quick)
     write_result(
         "cnf_trained_iterations",
         {
@@ -419,6 +445,9 @@ def trained_only(quick: bool = False) -> None:
                 "coordinates, Hutchinson trace with the same probe on both sides, float32, 1 thread; "
                 "symflow CNF vs a torchdiffeq CNF with the same field and estimator (odeint_adjoint with "
                 "the seminorm, or odeint), interleaved in one process; ratio = torchdiffeq / symflow. "
+                "Rows without a norm step each sample on its own (the default, norm='sample'); "
+                "norm='batch' rows share one step size across the batch, as torchdiffeq does; "
+                "'(tuned)' rows add compile=True ('compile s': the first call's extra time). "
                 f"Load average (1 min) at the end: {os.getloadavg()[0]:.1f}."
             ),
             "rows": rows,

@@ -29,6 +29,7 @@ from .controller import PIDController
 from .events import Event, EventTracker
 from .explicit import ExplicitRK, hermite
 from .inputs import Problem
+from .norms import rms_norm
 from .solution import EventRecord, Status
 
 Tensor = torch.Tensor
@@ -47,17 +48,13 @@ class AdaptiveOptions:
     events: tuple[Event, ...]
     polish_events: bool
     dense: Any = None  # a dense.DenseRecorder when dense output was asked for
-    norm: Callable[[Tensor], Tensor] | None = None  # (B, D) scaled error -> (B,); default RMS
+    norm: Callable[[Tensor], Tensor] | None = None  # (B, D) scaled error -> (B,); default RMS (.norms)
     callbacks: StepCallbacks | None = None
     compensated: bool = False  # Kahan summation of y + δ (tight tolerances: round-off floor)
 
 
-def _rms_norm(x: Tensor) -> Tensor:
-    return x.pow(2).mean(-1).sqrt()
-
-
 def initial_step(
-    f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, atol, span: Tensor, norm=_rms_norm
+    f, rk: ExplicitRK, t0: Tensor, y0: Tensor, f0: Tensor, rtol, atol, span: Tensor, norm=rms_norm
 ) -> Tensor:
     """Per-sample starting step (Hairer–Nørsett–Wanner II.4), capped by the sample's time span."""
     order = rk.tableau.error_exponent_order
@@ -100,7 +97,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
     kernels, and nothing here reads a value back to the host.
     """
     controller = opts.controller
-    norm = opts.norm or _rms_norm
+    norm = opts.norm or rms_norm
     n_fail = Status.DT_MIN
     n_nonfinite = Status.NONFINITE
     n_maxed = int(Status.MAX_STEPS)
@@ -232,7 +229,7 @@ def integrate_adaptive(
     if opts.dt0 is not None:
         h = torch.full((b,), opts.dt0, dtype=dt, device=dev)
     else:
-        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t, opts.norm or _rms_norm)
+        h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t, opts.norm or rms_norm)
         nfev = nfev + 1
     h = h.clamp(max=opts.dt_max).detach()
     ones = torch.ones(b, dtype=dt, device=dev)

@@ -56,6 +56,7 @@ from .fixed import refuse_long_fixed_solves
 from .implicit import ImplicitRK
 from .inputs import Problem, positive_float, positive_int
 from .methods import MethodSpec, get_method
+from .norms import batch_rms_norm, is_batch_norm, resolve_norm, rms_norm
 from .tableau import ButcherTableau
 
 Tensor = torch.Tensor
@@ -79,6 +80,10 @@ class AdjointOptions:
             accelerator) once per this many iterations; ``None``: after every iteration on the CPU,
             where a read is free, and every ``SYNC_EVERY_ACCELERATOR`` (8) iterations elsewhere. At
             most ``sync_every − 1`` fully masked iterations run after the last sample finished.
+        norm: error norm of an adaptive backward solve over the augmented ``(y, a)`` state:
+            ``"sample"`` (each sample steps on its own) or ``"batch"`` (one RMS over the batch, shared
+            steps; see :mod:`.norms`); ``None``: ``"batch"`` when the forward solve's ``norm`` is, else
+            ``"sample"``.
         compile: run each backward step as one ``torch.compile``'d function (stages, their
             vector–Jacobian products and the parameter increment; explicit fixed-step methods on a
             grid shared by the batch); ``None``: as the forward solve's ``compile``. A field that
@@ -94,6 +99,7 @@ class AdjointOptions:
     controller: PIDController = field(default_factory=PIDController)
     sync_every: int | None = None
     compile: bool | None = None
+    norm: str | None = None
 
 
 @dataclass
@@ -115,6 +121,7 @@ class _Config:
     sync_every: int | None = None
     external: tuple[Tensor, ...] | None = None  # parameters the field closes over (not its own)
     compile: bool = False  # compile the backward step where it is supported (see _fused_adjoint_step)
+    batch_norm: bool = False  # the adaptive backward solve's error norm is batch-wide (shared steps)
     forward_status: Tensor | None = None
     forward_stats: dict[str, Tensor] | None = None
     backward_stats: dict[str, Any] | None = None
@@ -157,6 +164,15 @@ class _AdjointSolve(torch.autograd.Function):
                 times=needs[2],
             )
         return (None, g_y0 if needs[1] else None, g_ts if needs[2] else None, *g_params)
+
+
+def _backward_norm_is_batch(option: Any, forward_norm: Any) -> bool:
+    """Whether the adaptive backward solve uses the batch-wide error norm (``AdjointOptions.norm``)."""
+    if option is None:
+        return is_batch_norm(forward_norm)
+    if not isinstance(option, str):
+        raise InvalidArgumentError("adjoint.norm", option, "'sample' or 'batch'")
+    return is_batch_norm(resolve_norm("adjoint.norm", option))
 
 
 def adjoint_solve(
@@ -250,8 +266,14 @@ def adjoint_solve(
         sync_every=None if opts.sync_every is None else positive_int("adjoint.sync_every", opts.sync_every),
         external=external,
         compile=bool(forward.get("compile", False)) if opts.compile is None else bool(opts.compile),
+        batch_norm=_backward_norm_is_batch(opts.norm, forward.get("norm")),
     )
     cfg.spec_backward = bspec  # type: ignore[attr-defined]
+    if cfg.batch_norm and problem.shared is None:
+        raise CapabilityError(
+            "a batch-wide backward norm gives the whole batch one step size and needs a grid shared by "
+            "the batch; with per-sample grids use AdjointOptions(norm='sample')"
+        )
     if not adaptive:
         refuse_long_fixed_solves(problem.ts, cfg.dt, cfg.max_steps)
     ts_t = ts if isinstance(ts, Tensor) else torch.as_tensor(ts, dtype=y0.dtype, device=y0.device)
@@ -682,6 +704,8 @@ class _BackwardDriver:
                 if accepted is not None
                 else (s_end - s) * 0.1
             )
+            if cfg.batch_norm:  # shared steps start from one step size: the smallest
+                h = h.min().expand_as(h).clone()
             first_chunk = sync_every
         else:
             h = fixed_step((s_end - s).clamp(min=0))
@@ -805,11 +829,11 @@ class _BackwardDriver:
             )
 
     def _error_norm(self, z, z_new, ks, h_try):
-        """Per-sample RMS of err/scale over ``(y, a)``."""
+        """RMS of err/scale over ``(y, a)``: per sample, or over the batch (``AdjointOptions.norm``)."""
         cfg = self.cfg
         err = combine(None, h_try, self.rk.e_terms, ks)
         scale = cfg.atol + cfg.rtol * torch.maximum(z.abs(), z_new.abs())
-        en = (err / scale).pow(2).mean(-1).sqrt()
+        en = (batch_rms_norm if cfg.batch_norm else rms_norm)(err / scale)
         return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))
 
     def _theta_norm(self, e_theta, g_acc, inc) -> Tensor:

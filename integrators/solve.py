@@ -31,6 +31,7 @@ from .fixed import FixedOptions, _functorch_active, integrate_fixed, refuse_long
 from .implicit import ImplicitRK
 from .inputs import positive_float, positive_int, prepare_problem, tolerance
 from .methods import MethodSpec, get_method, list_methods, methods_for
+from .norms import batch_rms_norm, resolve_norm, rms_norm
 from .registry import Registry
 from .solution import EventRecord, Solution
 from .splitting import SplittingStepper
@@ -75,7 +76,7 @@ def solve(
     compile: bool | str = False,
     adjoint: Any = False,
     dense_output: bool = False,
-    norm: Callable[[Tensor], Tensor] | None = None,
+    norm: str | Callable[[Tensor], Tensor] | None = None,
     perturb: bool = False,
     callbacks: Any = None,
     **unknown: Any,
@@ -118,9 +119,13 @@ def solve(
             (:func:`.compiled.kernel_threads`).
             ``compile="reduce-overhead"`` (adaptive forward solves): the attempt is also recorded as a
             CUDA graph and replayed, one launch per attempt (see :func:`.compiled.compiled_advance_graphs`).
-        norm: adaptive only; the error norm of a step, ``(B, D) -> (B,)`` applied to the scaled error
-            ``err / (atol + rtol max(|y|, |ŷ|))`` (a step is accepted when it is ≤ 1). Default: RMS over
-            the components of each sample.
+        norm: adaptive only; the error norm of a step, applied to the scaled error
+            ``err / (atol + rtol max(|y|, |ŷ|))`` (a step is accepted when it is ≤ 1): ``"sample"``
+            (default: RMS over the components of each sample; every sample steps on its own),
+            ``"batch"`` (one RMS over the whole batch: the samples share their steps, as in
+            torchdiffeq; needs a shared grid; see :mod:`.norms`), or a callable ``(B, D) -> (B,)``.
+            With ``adjoint``, the backward solve uses the same kind of norm unless
+            ``AdjointOptions(norm=...)`` says otherwise.
         perturb: explicit RK methods; evaluate ``f`` one floating-point number inside the step at its
             ends (``t⁺`` at the start, ``(t + h)⁻`` at the end), so a field with a jump exactly at a
             step boundary sees the side being integrated.
@@ -220,11 +225,15 @@ def solve(
             hit_obs=hit_obs,
             newton_tol=newton_tol is not None,
             newton_max_iter=newton_max_iter != 12,
-            norm=norm is not None,
+            norm=norm is not None and resolve_norm("norm", norm) is not rms_norm,  # "sample" is the default
         ),
     )
-    if norm is not None and not callable(norm):
-        raise InvalidArgumentError("norm", norm, "a callable mapping the scaled error (B, D) to (B,)")
+    norm = resolve_norm("norm", norm)
+    if norm is batch_rms_norm and problem.shared is None:
+        raise CapabilityError(
+            "norm='batch' gives the whole batch one step size and needs a grid shared by the batch; "
+            "with per-sample grids use norm='sample'"
+        )
     if perturb and spec.family not in ("explicit", "embedded"):
         raise InvalidArgumentError(
             "perturb", perturb, f"an option of explicit RK methods (not {spec.name!r})"

@@ -418,6 +418,7 @@ def load_cnf(run_dir: str | Path, *, map_location: str | torch.device = "cpu") -
         rtol=flow.get("rtol", 1e-5),
         atol=flow.get("atol", 1e-5),
         dt=flow.get("dt"),
+        norm=flow.get("norm", "sample"),
     )
     ck = load_checkpoint(run_dir / "checkpoints", map_location=map_location)
     load_module_state(cnf, ck)

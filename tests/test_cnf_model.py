@@ -172,6 +172,29 @@ def test_cnf_training_gradients_agree_between_adjoint_and_backprop():
     assert float(rel) < 1e-6
 
 
+def test_shared_steps_train_with_the_per_sample_gradient_and_step_the_batch_together():
+    torch.manual_seed(0)
+    field = TimeMLP(2, (12,), "softplus")
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(4)) * torch.linspace(0.2, 3, 8).unsqueeze(
+        -1
+    )
+    grads, nfev = {}, {}
+    for norm in ("sample", "batch"):
+        for adjoint in (False, True):
+            cnf = CNF(field, 2, trace="hutchinson", rtol=1e-9, atol=1e-9, adjoint=adjoint, norm=norm)
+            assert cnf.config()["norm"] == norm
+            field.zero_grad()
+            terms = cnf.density_terms(x, generator=torch.Generator().manual_seed(9))
+            (-terms.log_prob.mean()).backward()
+            grads[norm, adjoint] = torch.cat([p.grad.reshape(-1) for p in field.parameters()])
+            nfev[norm] = terms.nfev
+    ref = grads["sample", False]
+    for key, g in grads.items():
+        assert float((g - ref).norm() / ref.norm()) < 1e-5, key
+    assert len(set(nfev["batch"].tolist())) == 1  # one step size for the batch
+    assert len(set(nfev["sample"].tolist())) > 1
+
+
 @torch.no_grad()
 def test_fixed_step_cnf_needs_a_step_and_runs_with_one():
     a, g = linear_case()
@@ -192,6 +215,10 @@ def test_bad_inputs_are_rejected_before_any_work():
         CNF(LinearField(a), 3, method="dopri4")
     with pytest.raises(InvalidArgumentError, match="adjoint"):
         CNF(LinearField(a), 3, adjoint="yes")
+    with pytest.raises(UnknownNameError, match="did you mean 'batch'"):
+        CNF(LinearField(a), 3, norm="bach")
+    with pytest.raises(InvalidArgumentError, match="norm"):
+        CNF(LinearField(a), 3, norm=None)
     with pytest.raises(InvalidArgumentError, match="scale"):
         CNF(LinearField(a), 3, scale=torch.tensor([1.0, -1.0, 1.0]))
     cnf = CNF(LinearField(a), 3)

@@ -113,6 +113,19 @@ def test_cli_trains_and_writes_summary_checkpoints_metrics_and_figure(tmp_path, 
     assert steps == sorted(steps) and steps[-1] == 6
 
 
+def test_cli_shared_steps_are_recorded_kept_on_resume_and_reloaded(tmp_path, capsys):
+    from symflow.exporting import load_cnf
+
+    assert cli(tmp_path, "--trace", "hutchinson", "--norm", "batch", "--no-plots") == 0
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["cli"]["norm"] == "batch" and config["cnf"]["norm"] == "batch"
+    assert load_cnf(run).norm == "batch"
+    # The norm steers training: resuming with the other one is refused, naming it.
+    assert cli(tmp_path, "--trace", "hutchinson", "--resume", "--steps", "6", "--no-plots") == 1
+    assert "norm='batch' (now 'sample')" in capsys.readouterr().err
+
+
 def test_cli_flow_matching_objective_runs(tmp_path):
     assert cli(tmp_path, "--objective", "flow_matching", "--no-plots", "--data-param", "noise=0.05") == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

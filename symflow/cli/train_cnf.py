@@ -97,6 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the solves through torch.compile (first step compiles; fixed-step adjoints gain most)",
     )
+    p.add_argument(
+        "--norm",
+        choices=("sample", "batch"),
+        default="sample",
+        help="error norm of adaptive steps: per sample (default), or one for the batch (shared steps, "
+        "faster training)",
+    )
     p.add_argument("--kinetic", type=float, default=0.0, help="weight of the kinetic-energy regulariser")
     p.add_argument("--jacobian", type=float, default=0.0, help="weight of the Jacobian-norm regulariser")
     p.add_argument("--sigma-min", type=float, default=1e-4, help="flow-matching path width at t = 1")
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         dt=args.dt,
         adjoint=args.adjoint,
         compile=args.compile,
+        norm=args.norm,
         kinetic=args.kinetic,
         jacobian=args.jacobian,
         sigma_min=args.sigma_min,

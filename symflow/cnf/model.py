@@ -29,6 +29,7 @@ import torch
 
 from symflow.integrators import AdjointOptions, InvalidArgumentError, get_method, solve
 from symflow.integrators.inputs import positive_float
+from symflow.integrators.norms import NORMS
 from symflow.integrators.reprs import compact_repr
 
 from .augmented import AugmentedField
@@ -88,6 +89,11 @@ class CNF(torch.nn.Module):
             adjoint's fixed-step backward solve as one compiled step (stages, the trace estimator's
             vector–Jacobian products and the parameter increment fused). The first call of each
             kind compiles (tens of seconds); later calls reuse the compiled code.
+        norm: error norm of adaptive steps. ``"sample"`` (default): every sample meets the tolerance
+            on its own and its log-density does not depend on the rest of the batch. ``"batch"``:
+            one RMS over the batch, so the samples share their steps (as torchdiffeq/FFJORD do); a
+            batch then costs its average sample instead of its slowest one, which is what training
+            on a batch-mean likelihood wants (the adjoint's backward solve shares its steps too).
     """
 
     def __init__(
@@ -107,6 +113,7 @@ class CNF(torch.nn.Module):
         loc: Tensor | None = None,
         scale: Tensor | None = None,
         compile: bool = False,
+        norm: str = "sample",
     ) -> None:
         super().__init__()
         if not isinstance(field, torch.nn.Module):
@@ -136,6 +143,9 @@ class CNF(torch.nn.Module):
         if not isinstance(compile, bool):
             raise InvalidArgumentError("compile", compile, "True or False")
         self.compile = compile
+        if not isinstance(norm, str):
+            raise InvalidArgumentError("norm", norm, "'sample' or 'batch'")
+        self.norm = NORMS.canonical(norm)
         # One augmented field per (trace, regularisers) setting, reused across calls: compiled code is
         # cached per field object, so a fresh one per call would compile again every time.
         self._augmented: dict[tuple, AugmentedField] = {}
@@ -171,6 +181,7 @@ class CNF(torch.nn.Module):
             "dt": self.dt,
             "adjoint": self.adjoint is not False,
             "compile": self.compile,
+            "norm": self.norm,
         }
 
     def _solve(self, aug: AugmentedField, z0: Tensor, t_from: float, t_to: float, adjoint: Any):
@@ -182,7 +193,7 @@ class CNF(torch.nn.Module):
             # The probe's components never change, yet they count in the RMS error norm: scale the
             # tolerances so that the test is the one on [y, ℓ, regularisers] alone.
             c = math.sqrt((aug.size - aug.probe_size) / aug.size)
-            opts.update(rtol=self.rtol * c, atol=self.atol * c)
+            opts.update(rtol=self.rtol * c, atol=self.atol * c, norm=self.norm)
         use_adjoint = self.adjoint if adjoint is None else adjoint
         if use_adjoint is True:
             use_adjoint = AdjointOptions(seminorm=True)
@@ -302,7 +313,9 @@ class CNF(torch.nn.Module):
             self._check_x(z, "z")
         ts = torch.tensor([0.0, self.t1], dtype=z.dtype, device=z.device)
         opts: dict[str, Any] = (
-            {"dt": self.dt} if self.dt is not None else {"rtol": self.rtol, "atol": self.atol}
+            {"dt": self.dt}
+            if self.dt is not None
+            else {"rtol": self.rtol, "atol": self.atol, "norm": self.norm}
         )
         y = solve(self.field, z, ts, self.method, compile=self.compile, **opts).ys[:, -1]
         return self.loc.to(z) + self.scale.to(z) * y
