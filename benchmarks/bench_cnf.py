@@ -254,6 +254,50 @@ class TorchdiffeqCNF(torch.nn.Module):
         return torch.cat([out.f, -out.div.unsqueeze(-1)], -1)
 
 
+def _our_iteration(cnf: CNF, x: torch.Tensor, probe: torch.Tensor):
+    """One symflow training iteration (forward + backward of the NLL) → (parameter grads, mean nfev)."""
+
+    def run():
+        cnf.field.zero_grad()
+        terms = cnf.density_terms(x, probe=probe)
+        (-terms.log_prob.mean()).backward()
+        return [p.grad.clone() for p in cnf.field.parameters()], terms.nfev.float().mean()
+
+    return run
+
+
+def _peer_iteration(peer: TorchdiffeqCNF, x: torch.Tensor, method: str, tol: dict, adjoint: bool):
+    """The same iteration through torchdiffeq (``odeint_adjoint`` with the seminorm, or ``odeint``)
+    → (parameter grads, evaluations of the augmented field)."""
+    import torchdiffeq
+
+    field, dim = peer.field, peer.dim
+    ts = torch.tensor([1.0, 0.0], dtype=x.dtype)
+
+    def run():
+        field.zero_grad()
+        peer.nfev = 0
+        z0 = torch.cat([x, torch.zeros(x.shape[0], 1, dtype=x.dtype)], -1)
+        adaptive = "rtol" in tol
+        kw = {"rtol": tol["rtol"], "atol": tol["atol"]} if adaptive else {"options": {"step_size": tol["dt"]}}
+        if adjoint:
+            adj_kw = {"adjoint_params": tuple(field.parameters())}
+            if adaptive:
+                adj_kw["adjoint_options"] = {"norm": "seminorm"}
+            else:
+                adj_kw["adjoint_options"] = {"step_size": tol["dt"]}
+                adj_kw["adjoint_method"] = method
+            zt = torchdiffeq.odeint_adjoint(peer, z0, ts, method=method, **kw, **adj_kw)[-1]
+        else:
+            zt = torchdiffeq.odeint(peer, z0, ts, method=method, **kw)[-1]
+        y, ell = zt[:, :dim], zt[:, dim]
+        logp = -0.5 * y.pow(2).sum(-1) - 0.5 * dim * torch.log(torch.tensor(2 * torch.pi)) - ell
+        (-logp.mean()).backward()
+        return [p.grad.clone() for p in field.parameters()], peer.nfev
+
+    return run
+
+
 def iteration_time(
     dim: int,
     batch: int = 256,
@@ -273,8 +317,6 @@ def iteration_time(
     call's extra time over a timed call, reported apart from the per-iteration time), and the
     adjoint with only its backward step compiled (``AdjointOptions(compile=True)``). ``shared_steps``
     adds the dopri5 rows with ``norm="batch"`` (and, with ``compiled``, their compiled versions)."""
-    import torchdiffeq
-
     torch.manual_seed(0)
     if field is None:
         field = TimeMLP(dim, (64, 64, 64))
@@ -284,7 +326,6 @@ def iteration_time(
     probe = draw_probe((batch, dim), "rademacher", generator=torch.Generator().manual_seed(0))
     peer = TorchdiffeqCNF(field, dim)
     peer.probe = probe
-    ts = torch.tensor([1.0, 0.0])
     rows = []
     rk = {"dt": 0.05}
     dp = {"rtol": 1e-5, "atol": 1e-5}
@@ -328,12 +369,7 @@ def iteration_time(
         )
         tol = {k: v for k, v in tol.items() if k != "norm"}  # the peer's norm is always the batch's
 
-        def ours(cnf=ours_cnf):
-            field.zero_grad()
-            terms = cnf.density_terms(x, probe=probe)
-            (-terms.log_prob.mean()).backward()
-            return [p.grad.clone() for p in field.parameters()], terms.nfev.float().mean()
-
+        ours = _our_iteration(ours_cnf, x, probe)
         peer_method = "rk4" if method == "rk38" else method  # torchdiffeq's "rk4" is the 3/8 rule
 
         first = None
@@ -341,31 +377,7 @@ def iteration_time(
             t0 = time.perf_counter()
             ours()
             first = time.perf_counter() - t0
-        adjoint = adjoint is not False
-
-        def theirs(method=peer_method, tol=tol, adjoint=adjoint):
-            field.zero_grad()
-            peer.nfev = 0
-            z0 = torch.cat([x, torch.zeros(batch, 1)], -1)
-            kw = (
-                {"rtol": tol["rtol"], "atol": tol["atol"]}
-                if "rtol" in tol
-                else {"options": {"step_size": tol["dt"]}}
-            )
-            if adjoint:
-                adj_kw = {"adjoint_params": tuple(field.parameters())}
-                if "rtol" in tol:
-                    adj_kw["adjoint_options"] = {"norm": "seminorm"}
-                else:
-                    adj_kw["adjoint_options"] = {"step_size": tol["dt"]}
-                    adj_kw["adjoint_method"] = method
-                zt = torchdiffeq.odeint_adjoint(peer, z0, ts, method=method, **kw, **adj_kw)[-1]
-            else:
-                zt = torchdiffeq.odeint(peer, z0, ts, method=method, **kw)[-1]
-            y, ell = zt[:, :dim], zt[:, dim]
-            logp = -0.5 * y.pow(2).sum(-1) - 0.5 * dim * torch.log(torch.tensor(2 * torch.pi)) - ell
-            (-logp.mean()).backward()
-            return [p.grad.clone() for p in field.parameters()], peer.nfev
+        theirs = _peer_iteration(peer, x, peer_method, tol, adjoint is not False)
 
         res = interleaved({"symflow": ours, "torchdiffeq": theirs}, repeat=repeat, warmup=1)
         (g1, nfev_ours), (g2, _) = ours(), theirs()
@@ -407,6 +419,99 @@ def trained_iteration(cnf: CNF, repeat: int = 5, compiled: bool = False) -> list
     )
 
 
+def trained_work_precision(
+    cnf: CNF, rtols: tuple[float, ...] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5), repeat: int = 3
+) -> list[dict]:
+    """Work–precision of the training iteration on the trained field (dopri5, seminorm adjoint, rtol =
+    atol swept): relative error of ∂L/∂θ against a float64 reference (symflow, backprop, rtol 1e-10)
+    vs seconds per iteration, for symflow with per-sample and with shared (``norm="batch"``) steps and
+    for torchdiffeq. Solvers with different error estimators and controllers reach different errors at
+    one rtol; the ``equal error`` rows compare them where their accuracy is the same (symflow's time
+    interpolated log-log at torchdiffeq's error)."""
+    import copy
+
+    from benchmarks.bench_integrators import _at_error
+
+    _, _, test = moons_problem()
+    x = ((test[:256] - cnf.loc) / cnf.scale).detach()
+    field = cnf.field
+    probe = draw_probe((x.shape[0], 2), "rademacher", generator=torch.Generator().manual_seed(0))
+    reference = CNF(copy.deepcopy(field).double(), 2, trace="hutchinson", rtol=1e-10, atol=1e-10)
+    ref = torch.cat([g.reshape(-1) for g in _our_iteration(reference, x.double(), probe.double())()[0]])
+
+    def error(grads) -> float:
+        flat = torch.cat([g.reshape(-1) for g in grads]).double()
+        return float((flat - ref).norm() / ref.norm())
+
+    peer = TorchdiffeqCNF(field, 2)
+    peer.probe = probe
+    libraries = ("symflow, per-sample steps", "symflow, norm='batch'", "torchdiffeq")
+    rows = []
+    for rtol in rtols:
+        tol = {"rtol": rtol, "atol": rtol}
+        fns = {
+            libraries[0]: _our_iteration(CNF(field, 2, trace="hutchinson", adjoint=True, **tol), x, probe),
+            libraries[1]: _our_iteration(
+                CNF(field, 2, trace="hutchinson", adjoint=True, norm="batch", **tol), x, probe
+            ),
+            libraries[2]: _peer_iteration(peer, x, "dopri5", tol, adjoint=True),
+        }
+        res = interleaved(fns, repeat=repeat, warmup=1)
+        for name, fn in fns.items():
+            rows.append(
+                {
+                    "case": f"work-precision, {name}, rtol=atol={rtol:g}",
+                    "library": name,
+                    "rtol": rtol,
+                    "seconds": res[name]["median"],
+                    "grad err": error(fn()[0]),
+                }
+            )
+            print(rows[-1], flush=True)
+    peer_rows = [r for r in rows if r["library"] == libraries[2]]
+    for ours in libraries[:2]:
+        curve = [(r["grad err"], r["seconds"], 1.0) for r in rows if r["library"] == ours]
+        for r in peer_rows:
+            try:
+                t, _ = _at_error(curve, r["grad err"])
+            except RuntimeError:  # the peer's error lies outside symflow's sweep
+                continue
+            rows.append(
+                {
+                    "case": f"equal error {r['grad err']:.2g} (torchdiffeq rtol {r['rtol']:g}): {ours}",
+                    "ours": t,
+                    "peer": r["seconds"],
+                    "ratio": r["seconds"] / t,
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def plot_trained_work_precision(rows: list[dict], path: Path) -> None:
+    """Log–log gradient error against seconds per iteration, one line per library / step mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    names = list(dict.fromkeys(r["library"] for r in rows if "library" in r))
+    for name, color in zip(names, ("C0", "C2", "C1")):
+        sel = [r for r in rows if r.get("library") == name]
+        ax.loglog([r["seconds"] for r in sel], [r["grad err"] for r in sel], "-o", color=color, label=name)
+        for r in sel:
+            ax.annotate(f"{r['rtol']:g}", (r["seconds"], r["grad err"]), fontsize=6, alpha=0.7)
+    ax.set_xlabel("seconds per training iteration (forward + adjoint backward, seminorm)")
+    ax.set_ylabel("relative error of ∂L/∂θ (vs float64, rtol 1e-10)")
+    ax.set_title("CNF trained on two moons, D = 2, B = 256, dopri5, float32, 1 thread", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def iterations_only(repeat: int = 5) -> None:
     """Only the untrained-field training-iteration rows (D = 2 and 16), to ``results/cnf_iterations.json``."""
     import os
@@ -436,6 +541,12 @@ def trained_only(quick: bool = False) -> None:
     _, train, _ = moons_problem()
     cnf, _, _ = _train_moons("mle", 5 if quick else 900, train)
     rows = trained_iteration(cnf, repeat=1 if quick else 5, compiled=not quick)
+    sweep = (1e-3, 1e-5) if quick else (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+    wp = trained_work_precision(cnf, rtols=sweep, repeat=1 if quick else 3)
+    if quick:
+        return
+    plot_trained_work_precision(wp, RESULTS / "cnf_trained_work_precision.png")
+    rows += wp
     write_result(
         "cnf_trained_iterations",
         {

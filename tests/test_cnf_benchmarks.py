@@ -43,3 +43,15 @@ def test_training_iteration_against_torchdiffeq_runs_and_agrees_on_gradients():
         assert row["ratio"] > 0
         if "RK4" in row["case"]:
             assert row["gradient rel. diff"] < 1e-4, row  # identical steps: the same discrete gradient
+
+
+def test_work_precision_sweep_times_and_measures_every_library_at_every_tolerance():
+    pytest.importorskip("torchdiffeq")
+    torch.manual_seed(0)
+    cnf = bench_cnf.CNF(bench_cnf.TimeMLP(2, (16, 16)), 2)
+    rows = bench_cnf.trained_work_precision(cnf, rtols=(1e-2, 1e-5), repeat=1)
+    for library in ("symflow, per-sample steps", "symflow, norm='batch'", "torchdiffeq"):
+        sweep = [r for r in rows if r.get("library") == library]
+        assert [r["rtol"] for r in sweep] == [1e-2, 1e-5]
+        assert all(0 <= r["grad err"] < 1e-2 and r["seconds"] > 0 for r in sweep), sweep
+    assert all(r["ratio"] > 0 for r in rows if r["case"].startswith("equal error"))
