@@ -468,9 +468,9 @@ def trained_work_precision(
                 }
             )
             print(rows[-1], flush=True)
-    peer_rows = [r for r in rows if r["library"] == libraries[2]]
+    peer_rows = [r for r in rows if r.get("library") == libraries[2]]
     for ours in libraries[:2]:
-        curve = [(r["grad err"], r["seconds"], 1.0) for r in rows if r["library"] == ours]
+        curve = [(r["grad err"], r["seconds"], 1.0) for r in rows if r.get("library") == ours]
         for r in peer_rows:
             try:
                 t, _ = _at_error(curve, r["grad err"])
