@@ -305,17 +305,22 @@ def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
     """One explicit backward step of the augmented system as a pure tensor function, for
     ``torch.compile`` (``compile=True``; see :func:`.compiled.compiled_adjoint_step`).
 
-    ``step(s, h, z, params) -> (z_new, inc)``: from ``z = (y, a)`` at ``s = −t`` (every sample at the
-    same ``s`` and with the same step ``h``, shaped ``(B,)``), the stages
-    ``Kᵢ = (−f(Yᵢ), Aᵢᵀ∂f/∂y(Yᵢ))`` of the tableau, ``z_new = z + h Σᵢ bᵢ Kᵢ``, and the parameter
+    ``step(s, h, z, params) -> (z_new, inc, err)``: from ``z = (y, a)`` at ``s = −t`` (every sample at
+    the same ``s`` and with the same step ``h``, shaped ``(B,)``), the stages
+    ``Kᵢ = (−f(Yᵢ), Aᵢᵀ∂f/∂y(Yᵢ))`` of the tableau, ``z_new = z + h Σᵢ bᵢ Kᵢ``, the parameter
     quadrature increment ``inc = h Σᵢ bᵢ Σ_b A_{b,i}ᵀ ∂f/∂θ(Yᵢ)`` — the same numbers as the eager loop's
-    ``"uniform"`` θ-mode. Each stage is one ``torch.func.vjp`` of the field with respect to ``(y, θ)``
-    through ``functional_call``, so the parameters are inputs of the compiled graph, not constants.
+    ``"uniform"`` θ-mode — and, for an embedded pair, the error estimate ``err = h Σᵢ eᵢ Kᵢ`` (else
+    ``None``). Adaptive backward solves run it when the batch shares its steps (``norm="batch"``) and
+    the parameter accumulator stays out of the norm (seminorm): the loop then decides acceptance from
+    ``err`` and keeps or drops ``inc`` for the whole batch. Each stage is one ``torch.func.vjp`` of
+    the field with respect to ``(y, θ)`` through ``functional_call``, so the parameters are inputs of
+    the compiled graph, not constants.
     Inactive samples carry ``h = 0`` (a step of zero; with a shared grid either all samples are
     active or none, so ``h[0]`` weights the increment).
     """
     sign = -1.0 if cfg.reverse else 1.0
     theta_w = dict(rk.b_terms)
+    adaptive = cfg.adaptive and rk.e_terms is not None
     fp = _field_fn(cfg, [])  # the parameters come in as arguments of the compiled step
 
     def f(p, t: Tensor, y: Tensor) -> Tensor:
@@ -337,7 +342,8 @@ def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
                 (fa,) = pull(a)
             ks.append(torch.cat([-out, fa], -1))
         w = h[0]
-        return combine(z, h, rk.b_terms, ks), tuple(w * gi for gi in g)
+        err = combine(None, h, rk.e_terms, ks) if adaptive else None
+        return combine(z, h, rk.b_terms, ks), tuple(w * gi for gi in g), err
 
     return step
 
@@ -422,6 +428,7 @@ class _BackwardDriver:
 
     def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None, shared_grid=False):
         self.cfg, self.field, self.params = cfg, field, params
+        self.shared_grid = shared_grid
         self.times = True  # compute ∂L/∂t (two more field evaluations); _backward turns it off
         # The tensors the θ-products differentiate: the field's own live tensors when it closes over
         # them or (``live``) when the module still holds them, else leaf copies of the module's
@@ -481,9 +488,12 @@ class _BackwardDriver:
         why = None
         if self.implicit is not None:
             why = "its method is implicit"
-        elif cfg.adaptive:
-            why = "it is adaptive (only fixed-step backward solves are compiled)"
-        elif self.theta_mode != "uniform":
+        elif cfg.adaptive and not (cfg.batch_norm and cfg.seminorm and self.shared_grid):
+            why = (
+                "it is adaptive (adaptive backward solves are compiled with shared steps, norm='batch', "
+                "the seminorm and a grid shared by the batch)"
+            )
+        elif self.theta_mode != "uniform" and not cfg.adaptive:
             why = "the samples have their own time grids (compiled only on a grid shared by the batch)"
         elif cfg.external is not None:
             why = "the differentiated tensors are closed over by the field (pass an nn.Module)"
@@ -493,7 +503,7 @@ class _BackwardDriver:
         from .compiled import compiled_adjoint_step
 
         p0 = self.params[0] if self.params else self.ys
-        key = (self.rk.tableau.name, cfg.names, cfg.reverse, self.d, p0.dtype, p0.device.type)
+        key = (self.rk.tableau.name, cfg.names, cfg.reverse, self.d, p0.dtype, p0.device.type, cfg.adaptive)
         fn = compiled_adjoint_step(_fused_adjoint_step(cfg, self.rk, self.d), cfg.f, key)
         if fn.failure is not None:  # an earlier solve found this field untraceable
             warnings.warn(fn.failure, stacklevel=2)
@@ -731,11 +741,14 @@ class _BackwardDriver:
                 outs = implicit_pull = fused = None
                 if self.fused is not None:
                     fused = self._run_fused(s, z, h_try)
+                err = None
                 if fused is not None:
-                    z_new, fused_inc = fused
+                    z_new, fused_inc, err = fused
                 elif explicit:
                     ks, zs, ss, outs = self._stages(s, z, h_try)
                     z_new = combine(z, h_try, self.b_terms, ks)
+                    if cfg.adaptive:
+                        err = combine(None, h_try, self.rk.e_terms, ks)
                 else:
                     ks = None
                     z_new, zs, ss, newton_failed = self._implicit_step(s, z, h_try)
@@ -744,7 +757,7 @@ class _BackwardDriver:
                         implicit_pull = self._theta_pull(zs, ss)
                 steps = steps + active
                 if cfg.adaptive:
-                    en = self._error_norm(z, z_new, ks, h_try)
+                    en = self._error_norm(z, z_new, err)
                     accept = active & (en <= 1.0)
                 else:
                     accept = active & (failed == 0)
@@ -767,7 +780,12 @@ class _BackwardDriver:
                         acc + torch.where(theta_ok, i, torch.zeros_like(i)) for acc, i in zip(g_acc, inc)
                     ]
                 elif fused is not None:
-                    if self.params:
+                    if self.params and cfg.adaptive:
+                        # Shared steps: the batch accepts or rejects as one (a sample that fails alone
+                        # ends the solve with an error below), so the increment is kept or dropped whole.
+                        kept = accept.any()
+                        g_acc = [acc + torch.where(kept, i, 0.0) for acc, i in zip(g_acc, fused_inc)]
+                    elif self.params:
                         g_acc = torch._foreach_add(g_acc, list(fused_inc))
                 elif self.params:
                     (inc,) = self._theta_sums([self.theta_b], h_try * accept, active, zs, outs)
@@ -828,10 +846,9 @@ class _BackwardDriver:
                 "AdjointOptions(rtol=..., atol=...) or use seminorm=True"
             )
 
-    def _error_norm(self, z, z_new, ks, h_try):
+    def _error_norm(self, z, z_new, err):
         """RMS of err/scale over ``(y, a)``: per sample, or over the batch (``AdjointOptions.norm``)."""
         cfg = self.cfg
-        err = combine(None, h_try, self.rk.e_terms, ks)
         scale = cfg.atol + cfg.rtol * torch.maximum(z.abs(), z_new.abs())
         en = (batch_rms_norm if cfg.batch_norm else rms_norm)(err / scale)
         return torch.where(torch.isfinite(en), en, torch.full_like(en, float("inf")))

@@ -102,6 +102,28 @@ def test_compile_where_the_backward_step_is_not_compiled_says_so():
         _gradients(field, y0, per_sample, "rk4", AdjointOptions(compile=True), dt=0.1)
 
 
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize(
+    "method, reverse",
+    [("dopri5", False), pytest.param("bosh3", True, marks=pytest.mark.slow)],
+)
+def test_compiled_adaptive_backward_with_shared_steps_gives_the_eager_gradients(method, reverse):
+    field = MLPField(seed=3).double()
+    y0, ts = _problem(torch.float64, reverse=reverse)
+    kw = dict(rtol=1e-8, atol=1e-10, norm="batch")
+    eager, sol_e = _gradients(field, y0, ts, method, AdjointOptions(seminorm=True), **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp, sol_c = _gradients(field, y0, ts, method, AdjointOptions(seminorm=True, compile=True), **kw)
+    assert not [w for w in caught if "eagerly" in str(w.message)]  # compiled, not a fallback
+    assert _max_rel(comp, eager) < 1e-12  # y0, every output time and every parameter
+    steps = sol_c.adjoint.backward_stats["steps"]
+    assert torch.equal(steps, sol_e.adjoint.backward_stats["steps"]) and len(set(steps.tolist())) == 1
+    # Without the seminorm (or with per-sample steps) the backward solve says it runs eagerly.
+    with pytest.warns(UserWarning, match="runs eagerly: it is adaptive"):
+        _gradients(field, y0, ts, method, AdjointOptions(compile=True), **kw)
+
+
 def _cnf_grads(cnf, x, probe):
     cnf.field.zero_grad()
     (-cnf.density_terms(x, probe=probe).log_prob.mean()).backward()
@@ -119,6 +141,22 @@ def test_cnf_hutchinson_adjoint_compiled_matches_eager_float32():
     eager = _cnf_grads(CNF(field, 2, adjoint=True, **kw), x, probe)
     comp = _cnf_grads(CNF(field, 2, adjoint=AdjointOptions(seminorm=True, compile=True), **kw), x, probe)
     assert _max_rel(comp, eager) < 2e-6
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_cnf_dopri5_adjoint_with_shared_steps_compiles_both_solves_with_the_eager_gradients():
+    torch.manual_seed(0)
+    field = TimeMLP(2, (16, 16)).float()
+    x = torch.randn(32, 2, dtype=torch.float32)
+    probe = draw_probe((32, 2), "rademacher", generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    kw = dict(trace="hutchinson", adjoint=True, norm="batch", rtol=1e-5, atol=1e-5)
+    eager = _cnf_grads(CNF(field, 2, **kw), x, probe)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp = _cnf_grads(CNF(field, 2, compile=True, **kw), x, probe)
+    assert not [w for w in caught if "eagerly" in str(w.message)]
+    assert _max_rel(comp, eager) < 1e-5
 
 
 @pytest.mark.slow
