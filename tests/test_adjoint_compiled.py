@@ -130,13 +130,19 @@ def _cnf_grads(cnf, x, probe):
     return [p.grad.clone() for p in cnf.field.parameters()]
 
 
+def _small_cnf_problem(b: int):
+    """A float32 TimeMLP field, ``b`` points and a fixed Rademacher probe."""
+    torch.manual_seed(0)
+    field = TimeMLP(2, (16, 16)).float()
+    x = torch.randn(b, 2, dtype=torch.float32)
+    probe = draw_probe((b, 2), "rademacher", generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    return field, x, probe
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_cnf_hutchinson_adjoint_compiled_matches_eager_float32():
     # The field's Hutchinson estimator takes a torch.func.vjp inside the backward step's vjp.
-    torch.manual_seed(0)
-    field = TimeMLP(2, (16, 16)).float()
-    x = torch.randn(16, 2, dtype=torch.float32)
-    probe = draw_probe((16, 2), "rademacher", generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    field, x, probe = _small_cnf_problem(16)
     kw = dict(trace="hutchinson", method="rk4", dt=0.25)
     eager = _cnf_grads(CNF(field, 2, adjoint=True, **kw), x, probe)
     comp = _cnf_grads(CNF(field, 2, adjoint=AdjointOptions(seminorm=True, compile=True), **kw), x, probe)
@@ -146,10 +152,7 @@ def test_cnf_hutchinson_adjoint_compiled_matches_eager_float32():
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_cnf_dopri5_adjoint_with_shared_steps_compiles_both_solves_with_the_eager_gradients():
-    torch.manual_seed(0)
-    field = TimeMLP(2, (16, 16)).float()
-    x = torch.randn(32, 2, dtype=torch.float32)
-    probe = draw_probe((32, 2), "rademacher", generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    field, x, probe = _small_cnf_problem(32)
     kw = dict(trace="hutchinson", adjoint=True, norm="batch", rtol=1e-5, atol=1e-5)
     eager = _cnf_grads(CNF(field, 2, **kw), x, probe)
     with warnings.catch_warnings(record=True) as caught:
