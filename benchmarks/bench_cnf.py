@@ -542,7 +542,7 @@ def trained_only(quick: bool = False) -> None:
     cnf, _, _ = _train_moons("mle", 5 if quick else 900, train)
     rows = trained_iteration(cnf, repeat=1 if quick else 5, compiled=not quick)
     sweep = (1e-3, 1e-5) if quick else (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
-    wp = trained_work_precision(cnf, rtols=sweep, repeat=1 if quick else 3)
+    wp = trained_work_precision(cnf, rtols=sweep, repeat=1 if quick else 5)
     if quick:
         return
     plot_trained_work_precision(wp, RESULTS / "cnf_trained_work_precision.png")
