@@ -126,13 +126,6 @@ def cache_owner(f: Any) -> tuple[Any, bool]:
     return getattr(base, "wrapped", base), reverse
 
 
-def _store(field: Any, key: tuple, value: Any) -> None:
-    try:
-        _CACHE.setdefault(field, {})[key] = value
-    except TypeError:
-        _STRONG[(id(field), *key)] = value
-
-
 def _advance_key(kind: str, rk: Any, opts: Any) -> tuple:
     """What a compiled attempt function bakes in: the method and every option it reads."""
     return (
@@ -216,19 +209,21 @@ def chunk_for(field: Any, eager_step: Callable[[], Any], chunk: int, like: torch
     Runs ``eager_step`` once (the solve's eager check of the field's output) counting its aten
     operations; the choice is cached per field, so every solve with it reuses one compiled chunk.
     """
-    key = ("chunk-size", chunk, like.dtype, like.device.type, like.shape[-1])
-    known = _cached(field, key, lambda: None)
-    if known is not None:
+    measured = []
+
+    def measure() -> int:
+        counter = _OpCounter()
+        with counter:
+            eager_step()
+        measured.append(True)
+        ops = max(counter.ops, 1)
+        # Cheap steps keep the full chunk (per-call overhead dominates them); expensive ones take
+        # chunks of at most a quarter of the budget, where the overhead is negligible next to the step.
+        return chunk if ops * chunk <= CHUNK_OPS else max(1, CHUNK_OPS // (4 * ops))
+
+    size = _cached(field, ("chunk-size", chunk, like.dtype, like.device.type, like.shape[-1]), measure)
+    if not measured:  # a cached size: the eager check of the field's output still runs
         eager_step()
-        return known
-    counter = _OpCounter()
-    with counter:
-        eager_step()
-    ops = max(counter.ops, 1)
-    # Cheap steps keep the full chunk (per-call overhead dominates them); expensive ones take chunks
-    # of at most a quarter of the budget, where the overhead is negligible next to the step.
-    size = chunk if ops * chunk <= CHUNK_OPS else max(1, CHUNK_OPS // (4 * ops))
-    _store(field, key, size)
     return size
 
 
