@@ -56,7 +56,7 @@ from .fixed import refuse_long_fixed_solves
 from .implicit import ImplicitRK
 from .inputs import Problem, positive_float, positive_int
 from .methods import MethodSpec, get_method
-from .norms import batch_rms_norm, is_batch_norm, resolve_norm, rms_norm
+from .norms import batch_rms_norm, is_batch_norm, rms_norm
 from .tableau import ButcherTableau
 
 Tensor = torch.Tensor
@@ -172,7 +172,7 @@ def _backward_norm_is_batch(option: Any, forward_norm: Any) -> bool:
         return is_batch_norm(forward_norm)
     if not isinstance(option, str):
         raise InvalidArgumentError("adjoint.norm", option, "'sample' or 'batch'")
-    return is_batch_norm(resolve_norm("adjoint.norm", option))
+    return is_batch_norm(option)  # an unknown name: an error with a did-you-mean
 
 
 def adjoint_solve(
@@ -376,8 +376,10 @@ def _backward(
             return sign * cfg.f(sign * t, y)
         return sign * fp(p, sign * t, y)
 
-    driver = _BackwardDriver(cfg, rk, field, params, tsb, ysb, gb, live, shared_grid=ts.dim() == 1)
-    driver.times = times  # ∂L/∂t costs two more field evaluations: only when the times need it
+    # ∂L/∂t costs two more field evaluations: only when the times need it.
+    driver = _BackwardDriver(
+        cfg, rk, field, params, tsb, ysb, gb, live, shared_grid=ts.dim() == 1, times=times
+    )
     if driver.fused is not None:  # compiled backward steps: the thread rule of compiled solves
         from .compiled import kernel_threads
 
@@ -426,10 +428,22 @@ class _BackwardDriver:
     ``sync_every`` iterations (iterations after the last sample finished are fully masked no-ops).
     """
 
-    def __init__(self, cfg, tableau: ButcherTableau, field, params, ts, ys, gy, live=None, shared_grid=False):
+    def __init__(
+        self,
+        cfg,
+        tableau: ButcherTableau,
+        field,
+        params,
+        ts,
+        ys,
+        gy,
+        live=None,
+        shared_grid=False,
+        times=True,
+    ):
         self.cfg, self.field, self.params = cfg, field, params
         self.shared_grid = shared_grid
-        self.times = True  # compute ∂L/∂t (two more field evaluations); _backward turns it off
+        self.times = times  # compute ∂L/∂t (two more field evaluations)
         # The tensors the θ-products differentiate: the field's own live tensors when it closes over
         # them or (``live``) when the module still holds them, else leaf copies of the module's
         # parameters that ``field`` substitutes.
@@ -482,7 +496,8 @@ class _BackwardDriver:
 
     def _compiled_step(self):
         """The compiled backward step (``compile=True``) where it applies, else ``None`` with a warning
-        naming why: explicit fixed steps on a grid shared by the batch, and a field that is an
+        naming why. It applies to explicit methods on a grid shared by the batch — with fixed steps, or
+        adaptive with shared steps (``norm="batch"``) and the seminorm — and to a field that is an
         ``nn.Module`` or a plain callable (not one closing over the tensors it is differentiated for)."""
         cfg = self.cfg
         why = None

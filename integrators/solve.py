@@ -212,6 +212,7 @@ def solve(
             f"compile='reduce-overhead' applies to adaptive solves (not {spec.name!r} with a fixed step); "
             "use compile=True"
         )
+    norm = resolve_norm("norm", norm)
     _reject_inapplicable(
         spec,
         use_adaptive,
@@ -225,10 +226,9 @@ def solve(
             hit_obs=hit_obs,
             newton_tol=newton_tol is not None,
             newton_max_iter=newton_max_iter != 12,
-            norm=norm is not None and resolve_norm("norm", norm) is not rms_norm,  # "sample" is the default
+            norm=norm is not None and norm is not rms_norm,  # naming "sample", the default, is fine anywhere
         ),
     )
-    norm = resolve_norm("norm", norm)
     if norm is batch_rms_norm and problem.shared is None:
         raise CapabilityError(
             "norm='batch' gives the whole batch one step size and needs a grid shared by the batch; "
