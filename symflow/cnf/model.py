@@ -85,9 +85,10 @@ class CNF(torch.nn.Module):
             seminorm), or an :class:`AdjointOptions`.
         loc, scale: optional data normalisation ``x = loc + scale ⊙ y`` (``(D,)`` tensors).
         compile: run the solves through ``torch.compile`` (``solve(..., compile=True)``): fixed-step
-            forward solves as compiled chunks of steps, adaptive ones as compiled attempts, and the
-            adjoint's fixed-step backward solve as one compiled step (stages, the trace estimator's
-            vector–Jacobian products and the parameter increment fused). The first call of each
+            forward solves as compiled chunks of steps, adaptive ones as compiled attempts, and each
+            step of the adjoint's backward solve as one compiled function (stages, the trace
+            estimator's vector–Jacobian products and the parameter increment fused) when it is
+            fixed-step, or adaptive with ``norm="batch"``. The first call of each
             kind compiles (tens of seconds); later calls reuse the compiled code.
         norm: error norm of adaptive steps. ``"sample"`` (default): every sample meets the tolerance
             on its own and its log-density does not depend on the rest of the batch. ``"batch"``:
