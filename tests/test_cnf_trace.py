@@ -159,3 +159,82 @@ def test_a_cnf_with_k_probes_estimates_the_exact_log_density_with_less_spread():
     assert CNF(field, 2, trace="hutchinson", probes=3).config()["probes"] == 3
     with pytest.raises(InvalidArgumentError, match="probes"):
         CNF(field, 2, trace="hutchinson", probes=0)
+
+
+# --- forward-mode products (TimeMLP.jacobian_product) ------------------------------------------------
+
+
+def reverse_mode_only(field):
+    """The same field as a plain callable, which has no forward-mode product: the reverse-mode path."""
+    return lambda t, y: field(t, y)
+
+
+@pytest.mark.parametrize("activation", ["softplus", "tanh", "silu", "elu"])
+@pytest.mark.parametrize("tangents", [None, 3])
+def test_time_mlp_jacobian_product_equals_the_jacobian_times_the_tangents(activation, tangents):
+    torch.manual_seed(0)
+    field = TimeMLP(4, (16, 16), activation).double()
+    y = torch.randn(5, 4, dtype=torch.float64)
+    t = torch.rand(5, dtype=torch.float64)  # per-sample times
+    u = torch.randn(5, 4, dtype=torch.float64) if tangents is None else torch.randn(5, tangents, 4).double()
+    f, ju = field.jacobian_product(t, y, u)
+    jac = torch.stack(
+        [torch.func.jacrev(lambda z, ti=ti: field(ti, z[None])[0])(row) for ti, row in zip(t, y)]
+    )  # (B, D, D)
+    want = torch.einsum("bij,bj->bi", jac, u) if tangents is None else torch.einsum("bij,bkj->bki", jac, u)
+    torch.testing.assert_close(f, field(t, y), rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(ju, want, rtol=1e-12, atol=1e-12)
+
+
+def test_time_mlp_jacobian_product_rejects_tangents_of_the_wrong_shape():
+    field, t, y = field_and_points()
+    with pytest.raises(InvalidArgumentError, match="tangents of shape"):
+        field.jacobian_product(t, y, torch.randn(y.shape[0], y.shape[1] + 1))
+
+
+@pytest.mark.parametrize("probes", [None, 4])
+def test_forward_mode_divergence_has_the_reverse_mode_values_and_gradients(probes):
+    torch.manual_seed(1)
+    field = TimeMLP(3, (16, 16), "softplus").double()
+    y = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.7, dtype=torch.float64)
+    probe = torch.randn(6, 3).double() if probes is None else torch.randn(6, probes, 3).double()
+    params = list(field.parameters())
+    for name, estimate in [
+        ("exact", lambda fld: exact_divergence(fld, t, y)),
+        ("hutchinson", lambda fld: hutchinson_divergence(fld, t, y, probe)),
+    ]:
+        fwd, rev = estimate(field), estimate(reverse_mode_only(field))
+        torch.testing.assert_close(fwd.div, rev.div, rtol=1e-12, atol=1e-12, msg=name)
+        if name == "exact":
+            torch.testing.assert_close(fwd.frobenius, rev.frobenius, rtol=1e-12, atol=1e-12)
+        # Training differentiates the divergence: its gradients must not depend on the mode either.
+        g_fwd = torch.autograd.grad((fwd.div + fwd.f.sum(-1)).sum(), [y, *params])
+        g_rev = torch.autograd.grad((rev.div + rev.f.sum(-1)).sum(), [y, *params])
+        for a, b in zip(g_fwd, g_rev):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_forward_mode_frobenius_estimate_is_the_squared_norm_of_the_jacobian_times_the_probe():
+    field, t, y = field_and_points()
+    field = field.double()
+    y = y.double()
+    probe = torch.randn_like(y)
+    jac = jacobians(field, t.double(), y)
+    out = hutchinson_divergence(field, t.double(), y, probe)
+    want = torch.einsum("bij,bj->bi", jac, probe).pow(2).sum(-1)
+    torch.testing.assert_close(out.frobenius, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_subclass_that_redefines_forward_alone_falls_back_to_reverse_mode():
+    class Scaled(TimeMLP):
+        def forward(self, t, y):
+            return 2.0 * super().forward(t, y)
+
+    torch.manual_seed(0)
+    field = Scaled(3, (8,)).double()
+    y = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.tensor(0.0, dtype=torch.float64)
+    jac = jacobians(field, t, y)
+    out = exact_divergence(field, t, y)  # the inherited product would miss the factor 2
+    torch.testing.assert_close(out.div, jac.diagonal(dim1=-2, dim2=-1).sum(-1), rtol=1e-12, atol=1e-12)

@@ -15,12 +15,37 @@ import torch
 from symflow.integrators import InvalidArgumentError, Registry
 
 Tensor = torch.Tensor
+F = torch.nn.functional
 
 ACTIVATIONS: Registry[type[torch.nn.Module]] = Registry("activation")
 ACTIVATIONS.register("softplus", torch.nn.Softplus)
 ACTIVATIONS.register("tanh", torch.nn.Tanh)
 ACTIVATIONS.register("silu", torch.nn.SiLU, aliases=("swish",))
 ACTIVATIONS.register("elu", torch.nn.ELU)
+
+
+# σ(z) and σ'(z) together, for the forward-mode product (the modules' defaults: softplus with β = 1,
+# ELU with α = 1). Each reuses what the value already computed.
+def _softplus_slope(z: Tensor) -> tuple[Tensor, Tensor]:
+    return F.softplus(z), torch.sigmoid(z)
+
+
+def _tanh_slope(z: Tensor) -> tuple[Tensor, Tensor]:
+    h = torch.tanh(z)
+    return h, 1 - h * h
+
+
+def _silu_slope(z: Tensor) -> tuple[Tensor, Tensor]:
+    s = torch.sigmoid(z)
+    return z * s, s * (1 + z * (1 - s))
+
+
+def _elu_slope(z: Tensor) -> tuple[Tensor, Tensor]:
+    h = F.elu(z)
+    return h, torch.where(z > 0, torch.ones_like(h), h + 1)  # d/dz (e^z − 1) = e^z = h + 1
+
+
+_SLOPES = {"softplus": _softplus_slope, "tanh": _tanh_slope, "silu": _silu_slope, "elu": _elu_slope}
 
 
 class TimeMLP(torch.nn.Module):
@@ -32,6 +57,7 @@ class TimeMLP(torch.nn.Module):
         activation: ``"softplus"``, ``"tanh"``, ``"silu"`` or ``"elu"``.
 
     ``t`` may be a Python float, a 0-d tensor or a per-sample tensor of the batch shape.
+    :meth:`jacobian_product` gives the field with forward-mode Jacobian products.
     """
 
     def __init__(
@@ -60,6 +86,36 @@ class TimeMLP(torch.nn.Module):
             if i < last:
                 h = self.act(h)
         return h
+
+    def jacobian_product(self, t: Tensor | float, y: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+        """``(v(t, y), (∂v/∂y) u)`` in one forward pass (forward-mode differentiation).
+
+        ``u`` has the shape of ``y``, ``(..., D)``, or ``(..., k, D)`` for ``k`` tangents per sample;
+        the products have the shape of ``u``. Layer by layer, with ``z = W [h, t] + b``::
+
+            h ← σ(z),    u ← σ'(z) ⊙ (W_y u)
+
+        where ``W_y`` is ``W`` without its time column. Both outputs are differentiable (in ``y``
+        and the parameters), as training a CNF through its divergence needs.
+        """
+        several = u.dim() == y.dim() + 1
+        if u.shape[-1] != y.shape[-1] or (u.shape[:-1] != y.shape[:-1] and not several):
+            raise InvalidArgumentError(
+                "u", u, f"tangents of shape {tuple(y.shape)}, or (..., k, D) for k tangents per sample"
+            )
+        tt = torch.as_tensor(t, dtype=y.dtype, device=y.device).expand(y.shape[:-1]).unsqueeze(-1)
+        slope_of = _SLOPES[self.activation]
+        h = y
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            z = layer(torch.cat([h, tt], dim=-1))
+            u = F.linear(u, layer.weight[:, :-1])
+            if i < last:
+                h, slope = slope_of(z)
+                u = u * (slope.unsqueeze(-2) if several else slope)
+            else:
+                h = z
+        return h, u
 
     def config(self) -> dict:
         return {"dim": self.dim, "hidden": list(self.hidden), "activation": self.activation}

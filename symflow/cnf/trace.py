@@ -29,6 +29,16 @@ estimate ``‖εᵀ ∂f/∂y‖²`` (Hutchinson), used by the Jacobian regulari
 
 Fields are assumed to act on every row of the batch independently (no batch norm): the
 vector–Jacobian product of the batch-summed output then gives every sample's own Jacobian row.
+
+**Forward-mode products.** A field whose class defines ``jacobian_product(t, y, u) → (f, (∂f/∂y) u)``
+next to its ``forward`` (as :class:`~symflow.cnf.fields.TimeMLP` does) has its products taken in
+forward mode instead: columns ``∂f/∂y e_i`` for the exact trace, and ``(∂f/∂y) ε`` for Hutchinson's,
+``εᵀ (∂f/∂y) ε`` being the same number either way. The Hutchinson estimate of ``‖∂f/∂y‖_F²`` is then
+``‖(∂f/∂y) ε‖²``, unbiased like ``‖εᵀ ∂f/∂y‖²`` (``E[εεᵀ] = I`` on either side of the Jacobian). The
+forward-mode product needs no autograd graph inside the field, which is what makes it cheaper when
+the solver itself is differentiated (backpropagation through the steps, or the adjoint's
+vector–Jacobian products of the augmented field). The product is looked up on the class that
+defines ``forward``, so a subclass that redefines ``forward`` alone falls back to reverse mode.
 """
 
 from __future__ import annotations
@@ -64,9 +74,24 @@ class Divergence:
         return compact_repr(self)
 
 
+def forward_mode_product(field: Field) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None:
+    """The field's ``jacobian_product(t, y, u)`` if the class defining its ``forward`` provides one."""
+    for cls in type(field).__mro__:
+        if "forward" in vars(cls) or "__call__" in vars(cls):
+            return field.jacobian_product if "jacobian_product" in vars(cls) else None
+    return None
+
+
 def exact_divergence(field: Field, t: Tensor, y: Tensor) -> Divergence:
-    """``tr ∂f/∂y`` exactly from the full Jacobian (``D`` batched vector–Jacobian products)."""
+    """``tr ∂f/∂y`` exactly from the full Jacobian (``D`` batched Jacobian products)."""
     d = y.shape[-1]
+    product = forward_mode_product(field)
+    if product is not None:
+        eye = torch.eye(d, dtype=y.dtype, device=y.device)
+        f, cols = product(t, y, eye.expand(*y.shape[:-1], d, d))  # cols[..., i, j] = ∂f_j/∂y_i
+        return Divergence(
+            f=f, div=cols.diagonal(dim1=-2, dim2=-1).sum(-1), frobenius=cols.pow(2).sum((-1, -2))
+        )
     f, pull = vjp(lambda z: field(t, z), y)
     eye = torch.eye(d, dtype=y.dtype, device=y.device)
     basis = eye.reshape(d, *([1] * (y.dim() - 1)), d).expand(d, *y.shape)
@@ -76,7 +101,7 @@ def exact_divergence(field: Field, t: Tensor, y: Tensor) -> Divergence:
 
 
 def hutchinson_divergence(field: Field, t: Tensor, y: Tensor, probe: Tensor) -> Divergence:
-    """Unbiased estimate ``εᵀ (∂f/∂y) ε`` from one vector–Jacobian product per probe.
+    """Unbiased estimate ``εᵀ (∂f/∂y) ε`` from one Jacobian product per probe.
 
     ``probe`` has the state's shape ``(..., D)`` (one probe), or ``(..., k, D)``: ``k`` probes per
     sample, whose estimates are averaged, ``(1/k) Σ_j ε_jᵀ (∂f/∂y) ε_j`` — still unbiased, with the
@@ -89,6 +114,13 @@ def hutchinson_divergence(field: Field, t: Tensor, y: Tensor, probe: Tensor) -> 
     if probe.shape != y.shape and not several:
         raise InvalidArgumentError(
             "probe", probe, f"a tensor of the state's shape {tuple(y.shape)}, or (..., k, D) for k probes"
+        )
+    product = forward_mode_product(field)
+    if product is not None:
+        f, col = product(t, y, probe)  # (∂f/∂y) ε, one per probe
+        div, frobenius = (col * probe).sum(-1), col.pow(2).sum(-1)
+        return Divergence(
+            f=f, div=div.mean(-1) if several else div, frobenius=frobenius.mean(-1) if several else frobenius
         )
     f, pull = vjp(lambda z: field(t, z), y)
     if not several:
