@@ -37,7 +37,6 @@ from symflow.cnf import (
     draw_probe,
     evaluate_nll,
     get_dataset,
-    hutchinson_divergence,
     normalisation,
     train_cnf,
     train_flow_matching,
@@ -236,8 +235,10 @@ def _moons_figure(path: Path, ds, test, models: dict[str, CNF], out: dict) -> No
 class TorchdiffeqCNF(torch.nn.Module):
     """The same augmented field for torchdiffeq: state ``[y, ℓ]``, probe held as an attribute.
 
-    torchdiffeq always evaluates the whole batch in order, so the probe can stay outside the state
-    (the FFJORD arrangement); the divergence estimator is symflow's, shared by both sides.
+    torchdiffeq always evaluates the whole batch in order, so the probe can stay outside the state.
+    The divergence is FFJORD's estimator as a torchdiffeq user writes it (Grathwohl et al. 2019,
+    ``divergence_approx``): ``εᵀ ∂f/∂y`` from ``torch.autograd.grad(..., create_graph=True)`` under
+    ``torch.enable_grad()``, times ``ε``.
     """
 
     def __init__(self, field: torch.nn.Module, dim: int) -> None:
@@ -249,9 +250,14 @@ class TorchdiffeqCNF(torch.nn.Module):
 
     def forward(self, t, z):
         self.nfev += 1
-        y = z[..., : self.dim]
-        out = hutchinson_divergence(self.field, t, y, self.probe)
-        return torch.cat([out.f, -out.div.unsqueeze(-1)], -1)
+        with torch.enable_grad():
+            y = z[..., : self.dim]
+            if not y.requires_grad:  # odeint_adjoint's forward solve runs without a graph
+                y = y.detach().requires_grad_(True)
+            f = self.field(t, y)
+            (row,) = torch.autograd.grad(f, y, self.probe, create_graph=True)
+            div = (row * self.probe).sum(-1)
+        return torch.cat([f, -div.unsqueeze(-1)], -1)
 
 
 def _our_iteration(cnf: CNF, x: torch.Tensor, probe: torch.Tensor):
