@@ -314,15 +314,18 @@ def iteration_time(
     tag: str = "untrained field",
     adaptive_only: bool = False,
     compiled: bool = False,
-    shared_steps: bool = False,
+    per_sample: bool = False,
 ) -> list[dict]:
     """Forward + backward of the NLL, symflow vs torchdiffeq, on ``x`` (default: ``1.5·N(0, I)``).
 
-    ``compiled`` adds the tuned rows: the same RK4 solves with ``compile=True`` (the forward solve
-    as compiled chunks of steps, the adjoint's backward step compiled; "compile s" is the first
-    call's extra time over a timed call, reported apart from the per-iteration time), and the
-    adjoint with only its backward step compiled (``AdjointOptions(compile=True)``). ``shared_steps``
-    adds the dopri5 rows with ``norm="batch"`` (and, with ``compiled``, their compiled versions)."""
+    The CNFs are in training mode, so with the default ``norm="auto"`` their adaptive solves share
+    one step size across the batch, as torchdiffeq's do. ``compiled`` adds the tuned rows: the same
+    RK4 solves with ``compile=True`` (the forward solve as compiled chunks of steps, the adjoint's
+    backward step compiled; "compile s" is the first call's extra time over a timed call, reported
+    apart from the per-iteration time), and the adjoint with only its backward step compiled
+    (``AdjointOptions(compile=True)``); with ``adaptive_only`` the compiled dopri5 rows instead.
+    ``per_sample`` adds the dopri5 rows with ``norm="sample"`` (every sample steps on its own, as in
+    eval mode)."""
     torch.manual_seed(0)
     if field is None:
         field = TimeMLP(dim, (64, 64, 64))
@@ -341,20 +344,18 @@ def iteration_time(
         ("RK4 (3/8 rule) 20 steps, adjoint", "rk38", rk, True, False),
         ("RK4 (3/8 rule) 20 steps, backprop", "rk38", rk, False, False),
     ]
-    if shared_steps:
-        # norm="batch": one error norm for the batch, so the samples share their steps (as torchdiffeq's
-        # do) and the batch pays for its average sample instead of its slowest one.
-        shared = {**dp, "norm": "batch"}
+    if per_sample:
+        alone = {**dp, "norm": "sample"}
         configs += [
-            ("dopri5 rtol=atol=1e-5, adjoint (seminorm), norm='batch'", "dopri5", shared, True, False),
-            ("dopri5 rtol=atol=1e-5, backprop, norm='batch'", "dopri5", shared, False, False),
+            ("dopri5 rtol=atol=1e-5, adjoint (seminorm), norm='sample'", "dopri5", alone, True, False),
+            ("dopri5 rtol=atol=1e-5, backprop, norm='sample'", "dopri5", alone, False, False),
         ]
-        if compiled:
-            tuned = "dopri5 rtol=atol=1e-5, {}, norm='batch', compile=True (tuned)"
-            configs += [
-                (tuned.format("adjoint"), "dopri5", shared, True, True),
-                (tuned.format("backprop"), "dopri5", shared, False, True),
-            ]
+    if compiled and adaptive_only:
+        tuned = "dopri5 rtol=atol=1e-5, {}, compile=True (tuned)"
+        configs += [
+            (tuned.format("adjoint"), "dopri5", dp, True, True),
+            (tuned.format("backprop"), "dopri5", dp, False, True),
+        ]
     if compiled and not adaptive_only:
         backward_only = AdjointOptions(seminorm=True, compile=True)
         configs += [
@@ -373,7 +374,7 @@ def iteration_time(
         ours_cnf = CNF(
             field, dim, trace="hutchinson", method=method, adjoint=adjoint, compile=compile_, **tol
         )
-        tol = {k: v for k, v in tol.items() if k != "norm"}  # the peer's norm is always the batch's
+        tol = {k: v for k, v in tol.items() if k != "norm"}  # torchdiffeq's norm is always the batch's
 
         ours = _our_iteration(ours_cnf, x, probe)
         peer_method = "rk4" if method == "rk38" else method  # torchdiffeq's "rk4" is the 3/8 rule
@@ -410,7 +411,8 @@ def iteration_time(
 
 def trained_iteration(cnf: CNF, repeat: int = 5, compiled: bool = False) -> list[dict]:
     """Training-iteration time with the field trained on two moons (a realistic number of steps):
-    per-sample and shared (``norm="batch"``) steps, and with ``compiled`` their compiled versions."""
+    the default (steps shared by the batch while training) and per-sample steps (``norm="sample"``),
+    and with ``compiled`` the default compiled."""
     _, _, test = moons_problem()
     y = ((test[:256] - cnf.loc) / cnf.scale).detach()  # the flow's own normalised coordinates
     return iteration_time(
@@ -421,7 +423,7 @@ def trained_iteration(cnf: CNF, repeat: int = 5, compiled: bool = False) -> list
         tag="field trained on two moons",
         adaptive_only=True,
         compiled=compiled,
-        shared_steps=True,
+        per_sample=True,
     )
 
 
@@ -430,8 +432,9 @@ def trained_work_precision(
 ) -> list[dict]:
     """Work–precision of the training iteration on the trained field (dopri5, seminorm adjoint, rtol =
     atol swept): relative error of ∂L/∂θ against a float64 reference (symflow, backprop, rtol 1e-10)
-    vs seconds per iteration, for symflow with per-sample and with shared (``norm="batch"``) steps and
-    for torchdiffeq. Solvers with different error estimators and controllers reach different errors at
+    vs seconds per iteration, for symflow with its default (steps shared by the batch while training)
+    and with per-sample steps (``norm="sample"``), and for torchdiffeq. Solvers with different error
+    estimators and controllers reach different errors at
     one rtol; the ``equal error`` rows compare them where their accuracy is the same (symflow's time
     interpolated log-log at torchdiffeq's error)."""
     import copy
@@ -451,14 +454,14 @@ def trained_work_precision(
 
     peer = TorchdiffeqCNF(field, 2)
     peer.probe = probe
-    libraries = ("symflow, per-sample steps", "symflow, norm='batch'", "torchdiffeq")
+    libraries = ("symflow (default: shared steps)", "symflow, norm='sample'", "torchdiffeq")
     rows = []
     for rtol in rtols:
         tol = {"rtol": rtol, "atol": rtol}
         fns = {
             libraries[0]: _our_iteration(CNF(field, 2, trace="hutchinson", adjoint=True, **tol), x, probe),
             libraries[1]: _our_iteration(
-                CNF(field, 2, trace="hutchinson", adjoint=True, norm="batch", **tol), x, probe
+                CNF(field, 2, trace="hutchinson", adjoint=True, norm="sample", **tol), x, probe
             ),
             libraries[2]: _peer_iteration(peer, x, "dopri5", tol, adjoint=True),
         }
@@ -531,7 +534,8 @@ def iterations_only(repeat: int = 5) -> None:
                 "TimeMLP 64-64-64, B = 256, float32, 1 thread, untrained field; symflow CNF vs a "
                 "torchdiffeq CNF with the same field and estimator (odeint_adjoint with the seminorm, "
                 "or odeint), interleaved in one process; ratio = torchdiffeq / symflow (> 1: symflow "
-                "faster). RK4 rows do identical work on both sides. Load average (1 min) at the end: "
+                "faster). Both step the batch together (symflow's default norm='auto' in training mode). "
+                "RK4 rows do identical work on both sides. Load average (1 min) at the end: "
                 f"{os.getloadavg()[0]:.1f} on 2 cores (other jobs running)."
             ),
             "rows": rows,
@@ -562,8 +566,9 @@ def trained_only(quick: bool = False) -> None:
                 "coordinates, Hutchinson trace with the same probe on both sides, float32, 1 thread; "
                 "symflow CNF vs a torchdiffeq CNF with the same field and estimator (odeint_adjoint with "
                 "the seminorm, or odeint), interleaved in one process; ratio = torchdiffeq / symflow. "
-                "Rows without a norm step each sample on its own (the default, norm='sample'); "
-                "norm='batch' rows share one step size across the batch, as torchdiffeq does; "
+                "The CNFs are in training mode: rows without a norm use the default, norm='auto', which "
+                "shares one step size across the batch while training, as torchdiffeq does; "
+                "norm='sample' rows step each sample on its own (what eval mode does); "
                 "'(tuned)' rows add compile=True ('compile s': the first call's extra time). "
                 f"Load average (1 min) at the end: {os.getloadavg()[0]:.1f}."
             ),
@@ -602,8 +607,9 @@ def main(quick: bool = False, iterations: bool = False, trained: bool = False) -
                 "CNF benchmarks (benchmarks/bench_cnf.py), 1 thread, float32. RHS cost: median ms per "
                 "augmented-field evaluation, TimeMLP 64-64-64. Training iterations: forward + backward of "
                 "the NLL with the Hutchinson trace and the same probe; 'ours'/'peer' in seconds, ratio = "
-                "torchdiffeq / symflow (> 1: symflow faster); torchdiffeq steps the whole batch together, "
-                "symflow each sample on its own, so adaptive nfev differ (rk4 rows do identical work). "
+                "torchdiffeq / symflow (> 1: symflow faster); both step the whole batch together while "
+                "training (symflow's default norm='auto'), with different controllers, so adaptive "
+                "nfev differ (rk4 rows do identical work). "
                 "Training rows: held-out NLL with the exact trace, 5000 points; 'value' rows are "
                 "differences in nats. Wall times were taken on a shared machine; CPU seconds are this "
                 "process's own."

@@ -50,7 +50,7 @@ def test_work_precision_sweep_times_and_measures_every_library_at_every_toleranc
     torch.manual_seed(0)
     cnf = bench_cnf.CNF(bench_cnf.TimeMLP(2, (16, 16)), 2)
     rows = bench_cnf.trained_work_precision(cnf, rtols=(1e-2, 1e-5), repeat=1)
-    for library in ("symflow, per-sample steps", "symflow, norm='batch'", "torchdiffeq"):
+    for library in ("symflow (default: shared steps)", "symflow, norm='sample'", "torchdiffeq"):
         sweep = [r for r in rows if r.get("library") == library]
         assert [r["rtol"] for r in sweep] == [1e-2, 1e-5]
         assert all(0 <= r["grad err"] < 1e-2 and r["seconds"] > 0 for r in sweep), sweep

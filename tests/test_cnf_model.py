@@ -195,6 +195,36 @@ def test_shared_steps_train_with_the_per_sample_gradient_and_step_the_batch_toge
     assert len(set(nfev["sample"].tolist())) > 1
 
 
+def test_auto_norm_shares_steps_while_training_and_steps_each_sample_in_eval_mode():
+    from symflow.cnf import eval_mode, evaluate_nll
+
+    torch.manual_seed(0)
+    field = TimeMLP(2, (12,), "softplus")
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(4)) * torch.linspace(0.2, 3, 8).unsqueeze(
+        -1
+    )
+    cnf = CNF(field, 2, trace="hutchinson", rtol=1e-9, atol=1e-9)
+    probe = torch.randn(8, 2, generator=torch.Generator().manual_seed(9))
+    assert cnf.norm == "auto" and cnf.config()["norm"] == "auto"
+    with torch.no_grad():
+        assert cnf.training and cnf.step_norm == "batch"
+        shared = cnf.density_terms(x, probe=probe)
+        assert len(set(shared.nfev.tolist())) == 1  # the batch stepped together
+        with eval_mode(cnf):
+            assert cnf.step_norm == "sample"
+            alone = cnf.density_terms(x, probe=probe)
+            # Per-sample steps: a point's log-density is the same in any batch.
+            first = cnf.density_terms(x[:1], probe=probe[:1])
+        assert cnf.training  # the mode is restored
+    assert len(set(alone.nfev.tolist())) > 1
+    torch.testing.assert_close(alone.log_prob[:1], first.log_prob, rtol=0, atol=1e-12)  # float64 round-off
+    torch.testing.assert_close(shared.log_prob, alone.log_prob, rtol=0, atol=1e-5)
+    # symflow's own evaluation runs in eval mode and leaves the caller's mode alone.
+    nll_small, _ = evaluate_nll(cnf, x, batch_size=3)  # exact trace
+    nll_large, _ = evaluate_nll(cnf, x, batch_size=8)
+    assert cnf.training and nll_small == pytest.approx(nll_large, rel=0, abs=1e-12)
+
+
 @torch.no_grad()
 def test_fixed_step_cnf_needs_a_step_and_runs_with_one():
     a, g = linear_case()
@@ -217,6 +247,8 @@ def test_bad_inputs_are_rejected_before_any_work():
         CNF(LinearField(a), 3, adjoint="yes")
     with pytest.raises(UnknownNameError, match="did you mean 'batch'"):
         CNF(LinearField(a), 3, norm="bach")
+    with pytest.raises(UnknownNameError, match="did you mean 'auto'"):
+        CNF(LinearField(a), 3, norm="atuo")
     with pytest.raises(InvalidArgumentError, match="norm"):
         CNF(LinearField(a), 3, norm=None)
     with pytest.raises(InvalidArgumentError, match="scale"):

@@ -113,17 +113,45 @@ def test_cli_trains_and_writes_summary_checkpoints_metrics_and_figure(tmp_path, 
     assert steps == sorted(steps) and steps[-1] == 6
 
 
-def test_cli_shared_steps_are_recorded_kept_on_resume_and_reloaded(tmp_path, capsys):
+def test_cli_step_norm_is_recorded_kept_on_resume_and_reloaded(tmp_path, capsys):
     from symflow.exporting import load_cnf
 
-    assert cli(tmp_path, "--trace", "hutchinson", "--norm", "batch", "--no-plots") == 0
+    assert cli(tmp_path, "--trace", "hutchinson", "--norm", "sample", "--no-plots") == 0
     run = tmp_path / "run"
     config = json.loads((run / "config.json").read_text())
-    assert config["cli"]["norm"] == "batch" and config["cnf"]["norm"] == "batch"
-    assert load_cnf(run).norm == "batch"
-    # The norm steers training: resuming with the other one is refused, naming it.
+    assert config["cli"]["norm"] == "sample" and config["cnf"]["norm"] == "sample"
+    assert load_cnf(run).norm == "sample"
+    # The norm steers training: resuming with another one (here the default) is refused, naming it.
     assert cli(tmp_path, "--trace", "hutchinson", "--resume", "--steps", "6", "--no-plots") == 1
-    assert "norm='batch' (now 'sample')" in capsys.readouterr().err
+    assert "norm='sample' (now 'auto')" in capsys.readouterr().err
+
+
+def test_cli_default_norm_trains_with_shared_steps_and_the_flow_loads_for_evaluation(tmp_path):
+    from symflow.exporting import load_cnf
+
+    assert cli(tmp_path, "--trace", "hutchinson", "--no-plots") == 0
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["cnf"]["norm"] == "auto"
+    flow = load_cnf(run)
+    assert flow.norm == "auto" and not flow.training and flow.step_norm == "sample"
+
+
+def test_train_cnf_trains_in_training_mode_even_from_an_evaluated_flow():
+    torch.manual_seed(0)
+    cnf = CNF(TimeMLP(2, (8,)), 2, trace="hutchinson", rtol=1e-3, atol=1e-3).eval()
+    seen = []
+    original = cnf.density_terms
+
+    def spy(*args, **kwargs):
+        seen.append((torch.is_grad_enabled(), cnf.step_norm))
+        return original(*args, **kwargs)
+
+    cnf.density_terms = spy
+    data = torch.randn(64, 2)
+    train_cnf(cnf, data, steps=2, batch_size=16, validation=data, validate_every=1, progress=False)
+    # Two training steps with shared steps, two validations (no graph) with per-sample steps.
+    assert sorted(seen) == [(False, "sample")] * 2 + [(True, "batch")] * 2
+    assert cnf.training
 
 
 def test_cli_flow_matching_objective_runs(tmp_path):

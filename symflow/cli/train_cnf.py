@@ -99,10 +99,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--norm",
-        choices=("sample", "batch"),
-        default="sample",
-        help="error norm of adaptive steps: per sample (default), or one for the batch (shared steps, "
-        "faster training)",
+        choices=("auto", "sample", "batch"),
+        default="auto",
+        help="error norm of adaptive steps: auto (default; shared by the batch while training, per "
+        "sample when evaluating), sample (always per sample) or batch (always shared)",
     )
     p.add_argument("--kinetic", type=float, default=0.0, help="weight of the kinetic-energy regulariser")
     p.add_argument("--jacobian", type=float, default=0.0, help="weight of the Jacobian-norm regulariser")

@@ -23,7 +23,7 @@ from .liouville import (
     liouville_check,
     transport_density,
 )
-from .model import CNF, DensityTerms, standard_normal_log_prob
+from .model import CNF, DensityTerms, eval_mode, standard_normal_log_prob
 from .phase_space import (
     PhaseSpaceFit,
     ThermalEnsemble,
@@ -61,6 +61,7 @@ __all__ = [
     "canonical_ensemble",
     "density_error",
     "draw_probe",
+    "eval_mode",
     "evaluate_nll",
     "exact_divergence",
     "fit_phase_space_density",

@@ -98,7 +98,7 @@ def run_cnf_experiment(
     dt: float | None = None,
     adjoint: bool = False,
     compile: bool = False,
-    norm: str = "sample",
+    norm: str = "auto",
     kinetic: float = 0.0,
     jacobian: float = 0.0,
     sigma_min: float = 1e-4,

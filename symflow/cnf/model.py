@@ -17,19 +17,27 @@ Gradients for maximum likelihood come from backprop through the solver (``adjoin
 the continuous adjoint of ``symflow.integrators`` (``adjoint=True`` uses the seminorm, which is the
 efficient choice here — Kidger, Chen & Lyons, ICML 2021 — or pass an
 :class:`~symflow.integrators.AdjointOptions`).
+
+Adaptive steps follow the module's mode by default (``norm="auto"``), as ``BatchNorm`` does: in
+training mode the batch shares one error norm and so one step size (training minimises a batch mean,
+and the batch then costs its average sample instead of its slowest); in eval mode (``cnf.eval()``)
+every sample meets the tolerance on its own, so a log-density does not depend on the batch it is
+evaluated in. symflow's own evaluation (``evaluate_nll``, the density plots, ``load_cnf``) runs in
+eval mode.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from symflow.integrators import AdjointOptions, InvalidArgumentError, get_method, solve
+from symflow.integrators import AdjointOptions, InvalidArgumentError, Registry, get_method, solve
 from symflow.integrators.inputs import positive_float
-from symflow.integrators.norms import NORMS
 from symflow.integrators.reprs import compact_repr
 
 from .augmented import AugmentedField
@@ -37,11 +45,29 @@ from .trace import PROBES, check_trace, draw_probe
 
 Tensor = torch.Tensor
 
+# Step norms a CNF accepts: the solver's, and "auto" (the module's mode decides; see the module doc).
+CNF_NORMS: Registry[str | None] = Registry("CNF step norm")
+CNF_NORMS.register("auto", None)
+CNF_NORMS.register("sample", "sample", aliases=("per_sample",))
+CNF_NORMS.register("batch", "batch", aliases=("shared",))
+
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """``log N(z; 0, I)`` summed over the last dimension."""
     d = z.shape[-1]
     return -0.5 * z.pow(2).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+
+
+@contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``module`` in eval mode inside the block, its own mode restored after (a CNF with
+    ``norm="auto"`` then steps every sample on its own: batch-independent log-densities)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @dataclass(frozen=True)
@@ -90,11 +116,13 @@ class CNF(torch.nn.Module):
             estimator's vector–Jacobian products and the parameter increment fused) when it is
             fixed-step, or adaptive with ``norm="batch"``. The first call of each
             kind compiles (tens of seconds); later calls reuse the compiled code.
-        norm: error norm of adaptive steps. ``"sample"`` (default): every sample meets the tolerance
-            on its own and its log-density does not depend on the rest of the batch. ``"batch"``:
-            one RMS over the batch, so the samples share their steps (as torchdiffeq/FFJORD do); a
-            batch then costs its average sample instead of its slowest one, which is what training
-            on a batch-mean likelihood wants (the adjoint's backward solve shares its steps too).
+        norm: error norm of adaptive steps. ``"sample"``: every sample meets the tolerance on its own
+            and its log-density does not depend on the rest of the batch. ``"batch"``: one RMS over
+            the batch, so the samples share their steps (as torchdiffeq/FFJORD do); a batch then
+            costs its average sample instead of its slowest one, which is what training on a
+            batch-mean likelihood wants (the adjoint's backward solve shares its steps too).
+            ``"auto"`` (default): ``"batch"`` in training mode, ``"sample"`` in eval mode
+            (:attr:`step_norm`).
     """
 
     def __init__(
@@ -114,7 +142,7 @@ class CNF(torch.nn.Module):
         loc: Tensor | None = None,
         scale: Tensor | None = None,
         compile: bool = False,
-        norm: str = "sample",
+        norm: str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(field, torch.nn.Module):
@@ -145,8 +173,8 @@ class CNF(torch.nn.Module):
             raise InvalidArgumentError("compile", compile, "True or False")
         self.compile = compile
         if not isinstance(norm, str):
-            raise InvalidArgumentError("norm", norm, "'sample' or 'batch'")
-        self.norm = NORMS.canonical(norm)
+            raise InvalidArgumentError("norm", norm, "'auto', 'sample' or 'batch'")
+        self.norm = CNF_NORMS.canonical(norm)
         # One augmented field per (trace, regularisers) setting, reused across calls: compiled code is
         # cached per field object, so a fresh one per call would compile again every time.
         self._augmented: dict[tuple, AugmentedField] = {}
@@ -185,6 +213,14 @@ class CNF(torch.nn.Module):
             "norm": self.norm,
         }
 
+    @property
+    def step_norm(self) -> str:
+        """The error norm adaptive solves use now: :attr:`norm`, with ``"auto"`` resolved by the
+        module's mode (``"batch"`` while training, ``"sample"`` in eval mode)."""
+        if self.norm == "auto":
+            return "batch" if self.training else "sample"
+        return self.norm
+
     def _solve(self, aug: AugmentedField, z0: Tensor, t_from: float, t_to: float, adjoint: Any):
         ts = torch.tensor([t_from, t_to], dtype=z0.dtype, device=z0.device)
         opts: dict[str, Any] = {}
@@ -194,7 +230,7 @@ class CNF(torch.nn.Module):
             # The probe's components never change, yet they count in the RMS error norm: scale the
             # tolerances so that the test is the one on [y, ℓ, regularisers] alone.
             c = math.sqrt((aug.size - aug.probe_size) / aug.size)
-            opts.update(rtol=self.rtol * c, atol=self.atol * c, norm=self.norm)
+            opts.update(rtol=self.rtol * c, atol=self.atol * c, norm=self.step_norm)
         use_adjoint = self.adjoint if adjoint is None else adjoint
         if use_adjoint is True:
             use_adjoint = AdjointOptions(seminorm=True)
@@ -316,7 +352,7 @@ class CNF(torch.nn.Module):
         opts: dict[str, Any] = (
             {"dt": self.dt}
             if self.dt is not None
-            else {"rtol": self.rtol, "atol": self.atol, "norm": self.norm}
+            else {"rtol": self.rtol, "atol": self.atol, "norm": self.step_norm}
         )
         y = solve(self.field, z, ts, self.method, compile=self.compile, **opts).ys[:, -1]
         return self.loc.to(z) + self.scale.to(z) * y

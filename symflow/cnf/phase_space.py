@@ -32,7 +32,7 @@ from symflow.integrators.reprs import compact_repr
 from symflow.systems import HamiltonianSystem, get_system, vector_field
 
 from .fields import TimeMLP
-from .model import CNF
+from .model import CNF, eval_mode
 from .training import FitResult, evaluate_nll, normalisation, train_cnf, train_flow_matching
 
 Tensor = torch.Tensor
@@ -218,7 +218,8 @@ def density_error(
     normalisation).
     """
     x = states.to(dtype=cnf.loc.dtype, device=cnf.loc.device)
-    learned = torch.cat([cnf.log_prob(c) for c in x.split(1024)]).to(F64)
+    with eval_mode(cnf):  # per-sample steps: batch-independent log-densities
+        learned = torch.cat([cnf.log_prob(c) for c in x.split(1024)]).to(F64)
     exact = exact_log_density(states.to(F64)).to(F64)
     diff = exact - learned
     n = diff.numel()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import CNF
+from .model import CNF, eval_mode
 
 Tensor = torch.Tensor
 
@@ -107,13 +107,14 @@ def plot_cnf(
 ) -> Path:
     """Draw ``samples`` from ``cnf`` and plot them next to ``data`` and the model/exact densities."""
     gen = torch.Generator(device=cnf.loc.device).manual_seed(seed)
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(cnf):
         x = cnf.sample(samples, generator=gen)
     dtype = cnf.loc.dtype
 
     def model_lp(pts: Tensor) -> Tensor:
         # Exact trace: a Hutchinson estimate would speckle the picture with probe noise.
-        return cnf.log_prob(pts.to(dtype=dtype, device=cnf.loc.device), trace="exact", adjoint=False)
+        with eval_mode(cnf):  # per-sample steps: the picture does not depend on the grid's chunks
+            return cnf.log_prob(pts.to(dtype=dtype, device=cnf.loc.device), trace="exact", adjoint=False)
 
     return plot_density_panels(
         path,

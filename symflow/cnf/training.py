@@ -29,7 +29,7 @@ from symflow.integrators.reprs import compact_repr
 from symflow.training import GeneratorState, RunDirectory, Trainer
 
 from .flow_matching import flow_matching_loss
-from .model import CNF
+from .model import CNF, eval_mode
 
 Tensor = torch.Tensor
 
@@ -72,16 +72,18 @@ def evaluate_nll(
     trace: str = "exact",
     generator: torch.Generator | None = None,
 ) -> tuple[float, float]:
-    """Mean negative log-likelihood of ``x`` under ``cnf`` and its standard error (nats)."""
+    """Mean negative log-likelihood of ``x`` under ``cnf`` and its standard error (nats), evaluated
+    in eval mode (see :func:`~symflow.cnf.model.eval_mode`)."""
     cnf._check_x(x)
     batch_size = positive_int("batch_size", batch_size)
     x = x.to(dtype=cnf.loc.dtype, device=cnf.loc.device)
-    values = torch.cat(
-        [
-            cnf.log_prob(chunk, trace=trace, generator=generator, adjoint=False)
-            for chunk in x.split(batch_size)
-        ]
-    )
+    with eval_mode(cnf):  # per-sample steps: the value does not depend on batch_size
+        values = torch.cat(
+            [
+                cnf.log_prob(chunk, trace=trace, generator=generator, adjoint=False)
+                for chunk in x.split(batch_size)
+            ]
+        )
     n = values.numel()
     stderr = float(values.std() / math.sqrt(n)) if n > 1 else float("nan")
     return float(-values.mean()), stderr
@@ -133,6 +135,7 @@ def _fit(
     lr = positive_float("lr", lr)
     dtype, device = cnf.loc.dtype, cnf.loc.device
     train = train.to(dtype=dtype, device=device)
+    cnf.train()  # norm="auto" shares the batch's steps while training (a loaded flow comes in eval mode)
     val = None
     if validation is not None:
         val = validation[:validation_size].to(dtype=dtype, device=device)
