@@ -87,6 +87,60 @@ def rhs_cost(dim: int = 16, batch: int = 256, repeat: int = 20) -> list[dict]:
     return rows
 
 
+def product_cost(dim: int = 2, batch: int = 256, repeat: int = 50) -> list[dict]:
+    """The Hutchinson augmented field three ways, same field and probe: symflow's forward-mode
+    product (``TimeMLP.jacobian_product``), the reverse-mode ``torch.func.vjp`` path (what any other
+    field gets) and FFJORD's ``torch.autograd.grad(create_graph=True)`` (the torchdiffeq CNF below).
+    Median ms per evaluation without a graph (a forward solve under the adjoint) and with the
+    backward pass of training (backprop through the solver, or an adjoint stage's product)."""
+    torch.manual_seed(0)
+    field = TimeMLP(dim, (64, 64, 64))
+    y = torch.randn(batch, dim)
+    t = torch.tensor(0.5)
+    probe = draw_probe((batch, dim), "rademacher", generator=torch.Generator().manual_seed(0))
+    forward_mode = AugmentedField(field, dim, trace="hutchinson")
+    reverse_mode = AugmentedField(lambda tt, yy: field(tt, yy), dim, trace="hutchinson")
+    peer = TorchdiffeqCNF(field, dim)
+    peer.probe = probe
+    z_ours = forward_mode.pack(y, probe=probe)
+    z_peer = torch.cat([y, torch.zeros(batch, 1)], -1)
+    rows = []
+    for mode in ("evaluate", "evaluate + backward"):
+
+        def case(fn, z, mode=mode):
+            def run():
+                if mode == "evaluate":
+                    with torch.no_grad():
+                        fn(t, z)
+                else:
+                    zz = z.clone().requires_grad_(True)
+                    fn(t, zz).sum().backward()
+
+            return run
+
+        res = interleaved(
+            {
+                "forward mode": case(forward_mode, z_ours),
+                "torch.func.vjp": case(reverse_mode, z_ours),
+                "autograd.grad": case(peer, z_peer),
+            },
+            repeat=repeat,
+            warmup=5,
+        )
+        ms = {k: 1e3 * v["median"] for k, v in res.items()}
+        rows.append(
+            {
+                "case": f"Hutchinson field D={dim} B={batch}: {mode}",
+                "forward-mode ms": ms["forward mode"],
+                "torch.func.vjp ms": ms["torch.func.vjp"],
+                "autograd.grad (FFJORD) ms": ms["autograd.grad"],
+                "autograd.grad / forward mode": ms["autograd.grad"] / ms["forward mode"],
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 # --- 2. trained NLL with each estimator ------------------------------------------------------------------
 
 
@@ -577,9 +631,33 @@ def trained_only(quick: bool = False) -> None:
     )
 
 
-def main(quick: bool = False, iterations: bool = False, trained: bool = False) -> None:
+def products_only(repeat: int = 50) -> None:
+    """Only the product-cost rows (``results/cnf_products.json``)."""
+    rows = product_cost(2, repeat=repeat) + product_cost(16, repeat=repeat)
+    write_result(
+        "cnf_products",
+        {
+            "description": (
+                "One evaluation of the CNF's augmented field with the Hutchinson trace, TimeMLP 64-64-64, "
+                "B = 256, float32, 1 thread, same field and probe, interleaved: symflow's forward-mode "
+                "product (TimeMLP.jacobian_product, the default for a TimeMLP), the reverse-mode "
+                "torch.func.vjp path (any other field) and FFJORD's autograd.grad(create_graph=True) "
+                "as the torchdiffeq CNF computes it. Median ms; 'evaluate' without a graph (the forward "
+                "solve of an adjoint), 'evaluate + backward' with the backward pass of training."
+            ),
+            "rows": rows,
+        },
+    )
+
+
+def main(
+    quick: bool = False, iterations: bool = False, trained: bool = False, products: bool = False
+) -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(F32)
+    if products:
+        products_only(repeat=5 if quick else 50)
+        return
     if iterations:
         iterations_only(repeat=1 if quick else 5)
         return
@@ -624,5 +702,6 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--iterations", action="store_true", help="only the untrained training-iteration rows")
     ap.add_argument("--trained", action="store_true", help="only the trained-field training-iteration rows")
+    ap.add_argument("--products", action="store_true", help="only the trace-product cost rows")
     args = ap.parse_args()
-    main(args.quick, args.iterations, args.trained)
+    main(args.quick, args.iterations, args.trained, args.products)

@@ -55,3 +55,13 @@ def test_work_precision_sweep_times_and_measures_every_library_at_every_toleranc
         assert [r["rtol"] for r in sweep] == [1e-2, 1e-5]
         assert all(0 <= r["grad err"] < 1e-2 and r["seconds"] > 0 for r in sweep), sweep
     assert all(r["ratio"] > 0 for r in rows if r["case"].startswith("equal error"))
+
+
+def test_product_cost_times_the_three_ways_to_take_the_hutchinson_product():
+    pytest.importorskip("torchdiffeq")
+    rows = bench_cnf.product_cost(2, batch=32, repeat=1)
+    assert [r["case"].split(": ")[1] for r in rows] == ["evaluate", "evaluate + backward"]
+    for r in rows:
+        assert (
+            r["forward-mode ms"] > 0 and r["torch.func.vjp ms"] > 0 and r["autograd.grad / forward mode"] > 0
+        )

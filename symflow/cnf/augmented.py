@@ -10,7 +10,7 @@ with dynamics (Chen et al. 2018; Grathwohl et al. 2019; Finlay, Jacobsen, Nurbek
     dy/dt   = f(t, y)
     dℓ/dt   = −tr ∂f/∂y                      (instantaneous change of variables)
     dE_K/dt = ‖f(t, y)‖²                     (kinetic energy)
-    dE_J/dt = ‖∂f/∂y‖_F²                     (Jacobian Frobenius norm; ‖εᵀ∂f/∂y‖² with a probe)
+    dE_J/dt = ‖∂f/∂y‖_F²                     (Jacobian Frobenius norm; ‖(∂f/∂y)ε‖² or ‖εᵀ∂f/∂y‖² with a probe)
     dε/dt   = 0                              (the Hutchinson probe, fixed during the solve)
 
 The probe travels *in the state* rather than in a buffer: the continuous adjoint evaluates the field
