@@ -43,6 +43,7 @@ defines ``forward``, so a subclass that redefines ``forward`` alone falls back t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,12 +75,18 @@ class Divergence:
         return compact_repr(self)
 
 
+@functools.lru_cache(maxsize=256)
+def _defines_forward_mode_product(cls: type) -> bool:
+    for klass in cls.__mro__:
+        if "forward" in vars(klass) or "__call__" in vars(klass):
+            return "jacobian_product" in vars(klass)
+    return False
+
+
 def forward_mode_product(field: Field) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None:
-    """The field's ``jacobian_product(t, y, u)`` if the class defining its ``forward`` provides one."""
-    for cls in type(field).__mro__:
-        if "forward" in vars(cls) or "__call__" in vars(cls):
-            return field.jacobian_product if "jacobian_product" in vars(cls) else None
-    return None
+    """The field's ``jacobian_product(t, y, u)`` if the class defining its ``forward`` provides one
+    (looked up once per class: this runs at every evaluation of the field)."""
+    return field.jacobian_product if _defines_forward_mode_product(type(field)) else None
 
 
 def exact_divergence(field: Field, t: Tensor, y: Tensor) -> Divergence:
