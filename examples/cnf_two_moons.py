@@ -87,6 +87,7 @@ def main(quick: bool = False, out: str = "cnf-output") -> dict:
         else:
             train_flow_matching(cnf, train, steps=fm_steps, batch_size=256, lr=2e-3)
         seconds = time.perf_counter() - started
+        cnf.eval()  # evaluation and plots: every sample steps on its own (training shared the steps)
         nll, se = evaluate_nll(cnf, test)
         results[name] = {"held_out_nll": nll, "stderr": se, "train_seconds": seconds}
         models[name] = cnf

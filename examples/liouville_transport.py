@@ -22,6 +22,7 @@ import torch
 import symflow.systems as S
 from symflow.cnf import (
     density_error,
+    eval_mode,
     fit_phase_space_density,
     gaussian_ensemble,
     simulate_thermal_ensemble,
@@ -101,7 +102,7 @@ def _figure(path: Path, tr, damped_tr, gamma, ts, fit, ens) -> None:
     ax.set_title("Hénon–Heiles blob: Liouville vs a damped flow", fontsize=9)
     ax.legend(fontsize=7)
     held = fit.held_out
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(fit.cnf):  # per-sample steps: batch-independent log-densities
         learned = fit.cnf.log_prob(held).double().numpy()
     exact = ens.log_density(held.double()).numpy()
     ax = bottom.add_subplot(1, 3, 2)
