@@ -479,9 +479,21 @@ class _BackwardDriver:
         # kept are subtracted afterwards — which needs a read of "were there any?" per iteration,
         # free on the CPU; where reads are syncs, the graphs are pulled after the acceptance test.
         self.sync_every = cfg.sync_every or (1 if ys.device.type == "cpu" else SYNC_EVERY_ACCELERATOR)
+        # Shared adaptive steps (norm="batch") on a shared grid keep the batch in lockstep: every sample
+        # has the same weights too, and an FSAL pair's last stage, evaluated with its θ-product, is the
+        # next attempt's first stage (it is re-evaluated otherwise: 7 evaluations a step instead of 6
+        # for dopri5). Deciding to carry it reads "all accepted?" per attempt: the CPU only.
+        self.fsal = bool(
+            tableau.explicit
+            and tableau.fsal
+            and cfg.adaptive
+            and cfg.batch_norm
+            and shared_grid
+            and self.sync_every == 1
+        )
         if not tableau.explicit:
             self.theta_mode = "implicit"
-        elif ys.shape[0] == 1 or (shared_grid and not cfg.adaptive):
+        elif ys.shape[0] == 1 or (shared_grid and not cfg.adaptive) or self.fsal:
             self.theta_mode = "uniform"
         elif not cfg.adaptive or self.sync_every == 1:
             # Fixed steps never drop an attempted step; adaptive ones may, and then need a read.
@@ -592,20 +604,24 @@ class _BackwardDriver:
         g = _zeros_for_unused(grads[1:], self.leaves, ()) if joint else None
         return k, (out, g)
 
-    def _stages(self, s, z, h):
+    def _stages(self, s, z, h, first=None):
         """All explicit stages of one step: derivatives, states, times and, per θ-quadrature stage,
         ``(output of f, θ-product)`` (see :meth:`_aug_graph`).
 
-        The first stage is evaluated afresh (no FSAL in the backward): its graph serves the
-        θ-quadrature, and after an observation restarts ``(y, a)`` it would have to be re-evaluated
-        anyway."""
+        ``first`` is the first stage ``(k₁, output)`` when it is already known at ``(s, z)`` — the last
+        stage of the step just accepted (FSAL), or the first stage of the attempt just rejected — which
+        only the lockstep mode (:attr:`fsal`) passes: its θ-products are unscaled, so they serve any
+        next step size. Otherwise the first stage is evaluated afresh: after an observation restarts
+        ``(y, a)`` it would have to be anyway."""
         rk, want = self.rk, self.theta_set
-        k1, o1 = self._aug_graph(s, z, 0 in want, h)
+        last = rk.stages - 1
+        k1, o1 = first if first is not None else self._aug_graph(s, z, 0 in want, h)
         ks, zs, ss, outs = [k1], [z], [s], [o1]
         for i in range(1, rk.stages):
             zi = combine(z, h, rk.a_terms[i], ks)
             si = s + rk.c[i] * h
-            ki, oi = self._aug_graph(si, zi, i in want, h)
+            # In lockstep the FSAL stage also takes its θ-product, for when it becomes the next k₁.
+            ki, oi = self._aug_graph(si, zi, i in want or (self.fsal and i == last and 0 in want), h)
             ks.append(ki)
             zs.append(zi)
             ss.append(si)
@@ -617,7 +633,9 @@ class _BackwardDriver:
         with ``weight = w (B,)`` — ``h_b`` times the acceptance mask."""
         idx = self.theta_idx
         if self.theta_mode == "uniform":
-            w0 = weight[0]  # the same for every sample
+            # The same for every sample (in lockstep, a sample that rejects while the others accept
+            # has failed, and the solve raises before these sums are used).
+            w0 = weight[0]
             gs = [list(outs[i][1]) for i in idx]
             sums = []
             for c in coefs:
@@ -748,19 +766,20 @@ class _BackwardDriver:
         steps = torch.zeros(b, dtype=torch.int64, device=dev)
         k_err = (rk.tableau.embedded_order or rk.tableau.order - 1) + 1 if cfg.adaptive else 0
         chunk, iterations, reads = first_chunk, 0, 0
+        carry = None  # lockstep mode: the next attempt's first stage, when already evaluated
         while True:
             iterations += chunk
             for _ in range(chunk):
                 lands = s + 1.01 * h >= s_end
                 h_try = torch.where(active, torch.where(lands, s_end - s, h), torch.zeros_like(h))
-                outs = implicit_pull = fused = None
+                ks = outs = implicit_pull = fused = None
                 if self.fused is not None:
                     fused = self._run_fused(s, z, h_try)
                 err = None
                 if fused is not None:
                     z_new, fused_inc, err = fused
                 elif explicit:
-                    ks, zs, ss, outs = self._stages(s, z, h_try)
+                    ks, zs, ss, outs = self._stages(s, z, h_try, carry)
                     z_new = combine(z, h_try, self.b_terms, ks)
                     if cfg.adaptive:
                         err = combine(None, h_try, self.rk.e_terms, ks)
@@ -820,6 +839,15 @@ class _BackwardDriver:
                 # Samples that reached an observation: jump the adjoint, restart y from the forward
                 # value (masked: a no-op for the others).
                 arrived = accept & (s >= s_end)
+                if self.fsal and ks is not None:
+                    # Two reads per attempt (free on the CPU, the only place this mode runs).
+                    n_acc = int(accept.sum())
+                    if n_acc == b and not bool(arrived.any()):
+                        carry = (ks[-1], outs[-1])  # FSAL: the last stage is at the new (s, z)
+                    elif n_acc == 0:
+                        carry = (ks[0], outs[0])  # rejected: the same (s, z) again
+                    else:
+                        carry = None  # an observation restarts (y, a), or the lockstep broke
                 k = k - arrived.long()
                 kc = k.clamp(min=0)
                 restart = torch.cat([ys[rows, kc], z[:, d:] + gy[rows, kc]], -1)

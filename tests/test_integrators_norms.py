@@ -163,6 +163,48 @@ def test_shared_step_adjoint_matches_backprop_and_shares_its_backward_steps(semi
     assert len(set(mixed.adjoint.backward_stats["steps"].tolist())) == 1
 
 
+@pytest.mark.parametrize("seminorm", [False, True])
+def test_shared_step_adjoint_reuses_the_fsal_stage_six_evaluations_a_backward_step(seminorm):
+    class Counting(Field):
+        calls = 0
+
+        def forward(self, t, y):
+            Counting.calls += 1
+            return super().forward(t, y)
+
+    field = Counting().double()
+    scales = torch.tensor([0.01, 0.3, 1.0, 3.0, 10.0, 30.0], dtype=F64).unsqueeze(-1)
+    y0 = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=F64) * scales
+    ts = torch.linspace(0, 2, 5, dtype=F64)
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    exact, _ = _grads(field, y0, ts, norm="batch", **tol)
+    sol = solve(
+        field,
+        y0.clone().requires_grad_(True),
+        ts,
+        norm="batch",
+        adjoint=AdjointOptions(seminorm=seminorm),
+        **tol,
+    )
+    Counting.calls = 0
+    (sol.ys.square().sum() + sol.ys[:, -1, 0].sum()).backward()
+    steps = int(sol.adjoint.backward_stats["steps"][0])
+    # dopri5 has 7 stages; the last one of an accepted step (or the first of a rejected one) is the
+    # next attempt's first, so only the first attempt after each of the 4 observations pays 7.
+    assert Counting.calls == 6 * steps + 4
+    field.zero_grad()
+    y0g = y0.clone().requires_grad_(True)
+    sol = solve(field, y0g, ts, norm="batch", adjoint=AdjointOptions(seminorm=seminorm), **tol)
+    (sol.ys.square().sum() + sol.ys[:, -1, 0].sum()).backward()
+    adj = torch.cat([y0g.grad.reshape(-1), *[p.grad.reshape(-1) for p in field.parameters()]])
+    assert float((adj - exact).norm() / exact.norm()) < 1e-6
+    # Per-sample steps re-evaluate the first stage at every attempt.
+    per = solve(field, y0.clone().requires_grad_(True), ts, adjoint=AdjointOptions(seminorm=seminorm), **tol)
+    Counting.calls = 0
+    per.ys.square().sum().backward()
+    assert Counting.calls == 7 * per.adjoint.backward_stats["iterations"]
+
+
 def test_adjoint_norm_option_is_checked():
     field = Field().double()
     y0 = torch.randn(2, 2, dtype=F64)
