@@ -92,15 +92,14 @@ def forward_mode_product(field: Field) -> Callable[[Tensor, Tensor, Tensor], tup
 def exact_divergence(field: Field, t: Tensor, y: Tensor) -> Divergence:
     """``tr ∂f/∂y`` exactly from the full Jacobian (``D`` batched Jacobian products)."""
     d = y.shape[-1]
+    eye = torch.eye(d, dtype=y.dtype, device=y.device)
     product = forward_mode_product(field)
     if product is not None:
-        eye = torch.eye(d, dtype=y.dtype, device=y.device)
         f, cols = product(t, y, eye.expand(*y.shape[:-1], d, d))  # cols[..., i, j] = ∂f_j/∂y_i
         return Divergence(
             f=f, div=cols.diagonal(dim1=-2, dim2=-1).sum(-1), frobenius=cols.pow(2).sum((-1, -2))
         )
     f, pull = vjp(lambda z: field(t, z), y)
-    eye = torch.eye(d, dtype=y.dtype, device=y.device)
     basis = eye.reshape(d, *([1] * (y.dim() - 1)), d).expand(d, *y.shape)
     (rows,) = vmap(pull)(basis)  # rows[i, ..., j] = ∂f_i/∂y_j
     diag = rows.diagonal(dim1=0, dim2=-1)  # (..., D)
