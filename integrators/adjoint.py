@@ -70,8 +70,12 @@ class AdjointOptions:
         method: a Runge–Kutta method for the backward solve: explicit, embedded, or implicit
             (Gauss–Legendre; fixed steps, so it needs ``dt``). Splittings do not apply: the augmented
             ``(y, a)`` system is not separable.
-        rtol, atol: backward tolerances (adaptive).
-        dt: backward step (fixed-step methods, or to force fixed steps).
+        rtol, atol: backward tolerances (adaptive). Setting either makes an embedded backward method
+            step adaptively even after a fixed-step forward solve.
+        dt: backward step (fixed-step methods, or to force fixed steps). A fixed-step forward solve
+            (any method given ``dt``, or an embedded pair with ``adaptive=False``) hands on its steps:
+            unless backward tolerances are set, the backward steps with the same ``dt`` (or one step
+            per output interval).
         seminorm: leave the parameter accumulator out of the backward error norm.
         max_steps: adaptive backward solves: cap on attempted steps per sample (default 10⁵);
             fixed-step ones: most steps per sample, refused before the loop (default 10⁷).
@@ -229,14 +233,25 @@ def adjoint_solve(
         )
     fwd_dt = forward.get("dt")
     bdt = opts.dt if opts.dt is not None else fwd_dt
-    adaptive = (
-        bspec.adaptive
-        and (opts.dt is None)
-        and not (fwd_dt is not None and opts.rtol is None and not spec.adaptive)
+    # Whether the forward solve stepped adaptively, by solve()'s own rule: an embedded pair does unless
+    # it was given a dt (without adaptive=True, which makes dt its first step) or adaptive=False.
+    fwd_adaptive_flag = forward.get("adaptive")
+    forward_adaptive = spec.adaptive and (
+        fwd_adaptive_flag is True or (fwd_adaptive_flag is None and fwd_dt is None)
     )
-    if bspec.adaptive and bdt is not None and opts.rtol is None and opts.dt is not None:
-        adaptive = False
-    if not adaptive and bdt is None and (spec.adaptive and fwd_dt is None):
+    # A fixed-step forward solve hands its steps on, as every unset option is inherited: the backward
+    # steps with the same dt (or one step per output interval) unless backward tolerances ask for an
+    # adaptive solve, or an embedded backward method is named with no dt to inherit. (Before, an
+    # embedded pair's fixed-step forward solve went back adaptively at the default rtol 1e-6 /
+    # atol 1e-9: with heun_euler, tens of thousands of backward steps for a forty-step forward solve.)
+    inherit_fixed = (
+        not forward_adaptive
+        and opts.rtol is None
+        and opts.atol is None
+        and (fwd_dt is not None or opts.method is None)
+    )
+    adaptive = bspec.adaptive and opts.dt is None and not inherit_fixed
+    if not adaptive and bdt is None and forward_adaptive:
         raise InvalidArgumentError(
             "adjoint.dt", None, f"a backward step size for the fixed-step method {bspec.name!r}"
         )

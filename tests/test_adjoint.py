@@ -11,6 +11,7 @@ from symflow.integrators import (
     CapabilityError,
     InvalidArgumentError,
     gradient_audit,
+    list_methods,
     solve,
 )
 
@@ -107,6 +108,24 @@ def test_fixed_step_adjoint_converges_to_the_discrete_gradient_as_dt_shrinks():
         errs.append(max(rel(a, e) for a, e in zip(adj, exact)))
     assert errs[0] > errs[1] > errs[2]  # continuous vs discrete adjoint differ at O(dt⁴)
     assert errs[2] < 1e-6
+
+
+@pytest.mark.parametrize("method", list_methods("embedded"))
+def test_an_embedded_pair_stepped_with_a_fixed_dt_goes_back_with_the_same_steps(method):
+    """Unset backward options are inherited: a fixed-step forward solve (an embedded pair given dt, or
+    adaptive=False) steps back on the same grid instead of going adaptive at the default tolerances
+    (which took heun_euler tens of thousands of backward steps); backward tolerances still ask for an
+    adaptive backward solve."""
+    field = MLPField().double()
+    y0, ts, target = irregular_problem(b=3, t_obs=4, seed=3)
+    exact, fwd = grads(field, y0, ts, target, False, method, dt=0.1)
+    adj, sol = grads(field, y0, ts, target, True, method, dt=0.1)
+    assert torch.equal(sol.adjoint.backward_stats["steps"], fwd.stats["steps"])
+    assert max(rel(a, e) for a, e in zip(adj, exact)) < 0.05  # continuous vs discrete adjoint, O(dt^p)
+    _, one = grads(field, y0, ts, target, True, method, adaptive=False)
+    assert torch.equal(one.adjoint.backward_stats["steps"], torch.full((3,), ts.shape[-1] - 1))
+    _, tol = grads(field, y0, ts, target, AdjointOptions(rtol=1e-3, atol=1e-5), method, dt=0.1)
+    assert not torch.equal(tol.adjoint.backward_stats["steps"], fwd.stats["steps"])
 
 
 @pytest.mark.parametrize(("method", "order"), [("implicit_midpoint", 2), ("gl4", 4)])
