@@ -1,7 +1,8 @@
 """Peak resident memory of one forward+backward solve, in a fresh process (Linux).
 
-``python -m benchmarks.memory_probe STEPS ADJOINT [BATCH WIDTH]`` prints a JSON line with the
-resident set before the solve and its high-water mark during it (kB). The high-water mark is reset
+``python -m benchmarks.memory_probe STEPS ADJOINT [BATCH WIDTH TIMES]`` prints a JSON line with the
+resident set before the solve and its high-water mark during it (kB). ``TIMES`` = 1 makes the field
+depend on ``t`` and differentiates the output times as well. The high-water mark is reset
 (``/proc/self/clear_refs`` ← 5) right before the solve, so the import of torch does not hide it.
 """
 
@@ -19,7 +20,7 @@ def _status(key: str) -> int:
         return int(re.search(key + r":\s+(\d+)", fh.read()).group(1))
 
 
-def probe(steps: int, adjoint: bool, batch: int = 32, width: int = 32) -> dict[str, int]:
+def probe(steps: int, adjoint: bool, batch: int = 32, width: int = 32, times: int = 0) -> dict[str, int]:
     from symflow.integrators import solve
 
     torch.set_num_threads(1)
@@ -34,21 +35,23 @@ def probe(steps: int, adjoint: bool, batch: int = 32, width: int = 32) -> dict[s
             )
 
         def forward(self, t, y):
-            return self.net(y)
+            return self.net(y) * (torch.cos(t).reshape(-1, 1) if times else 1.0)
 
     f = Field()
     y0 = torch.randn(batch, 4)
-    ts = torch.linspace(0, 1.0, 2)
+    ts = torch.linspace(0, 1.0, 2).requires_grad_(bool(times))
     solve(f, y0, ts, "rk4", dt=0.5, adjoint=adjoint).ys.sum().backward()  # warm up allocators
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     before = _status("VmRSS")
     sol = solve(f, y0, ts, "rk4", dt=1.0 / steps, adjoint=adjoint)
     sol.ys.square().sum().backward()
+    if times:
+        assert ts.grad is not None and torch.isfinite(ts.grad).all()
     return {"steps": steps, "adjoint": adjoint, "before_kb": before, "peak_kb": _status("VmHWM")}
 
 
-def run(steps: int, adjoint: bool, batch: int = 32, width: int = 32) -> dict[str, int]:
+def run(steps: int, adjoint: bool, batch: int = 32, width: int = 32, times: bool = False) -> dict[str, int]:
     """Run :func:`probe` in a fresh interpreter and return its result."""
     import subprocess
     from pathlib import Path
@@ -63,6 +66,7 @@ def run(steps: int, adjoint: bool, batch: int = 32, width: int = 32) -> dict[str
             "1" if adjoint else "0",
             str(batch),
             str(width),
+            "1" if times else "0",
         ],
         capture_output=True,
         text=True,

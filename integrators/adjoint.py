@@ -158,9 +158,12 @@ class _AdjointSolve(torch.autograd.Function):
         direct = bool(params) and all(live.get(n) is p for n, p in zip(cfg.names, params))
         with torch.enable_grad():
             needs = ctx.needs_input_grad
+            # The times enter the backward solve as values: ∂L/∂t is assembled explicitly. Detached, so
+            # that times which require grad do not make every backward step record a graph (memory
+            # growing with the steps, and each stage's autograd pass walking the whole history).
             g_y0, g_ts, g_params = _backward(
                 cfg,
-                ts,
+                ts.detach(),
                 ys.detach(),
                 grad_ys,
                 [p.detach() for p in params],

@@ -223,6 +223,16 @@ def test_adjoint_peak_memory_does_not_grow_with_steps_while_backprop_does():
     assert bp_large - bp_small > 20 * 1024  # > 20 MB more for 900 more steps: linear growth
 
 
+def test_adjoint_memory_stays_flat_when_the_times_are_differentiated_too():
+    """Output times that require grad, with a field that depends on t: the backward loop must not
+    record a graph through the times (it did: memory grew with the steps, and every stage's autograd
+    pass walked the whole history, quadratic time)."""
+    from benchmarks.memory_probe import run
+
+    small, large = run(100, True, times=True)["peak_kb"], run(3000, True, times=True)["peak_kb"]
+    assert large <= 1.05 * small
+
+
 @pytest.mark.parametrize("seminorm", [False, True])
 @pytest.mark.parametrize("sync_every", [None, 8])
 def test_every_way_of_taking_the_parameter_products_matches_backprop(seminorm, sync_every):

@@ -128,7 +128,9 @@ def _rtol(name: str, dtype: str) -> float:
     like rtol^(-1/(p+1)))."""
     order = get_method(name).tableau.embedded_order
     if dtype != "float64":
-        return {1: 1e-4, 2: 1e-5}.get(order, 1e-6)
+        # Not 1e-4 for the order-1 pairs: fehlberg2's global error there is ~35 rtol (3.4e-3 on the forced
+        # oscillator; torchdiffeq's fehlberg2 gives 6.3e-3), past the float32 tolerance below.
+        return 1e-5 if (order or 0) <= 2 else 1e-6
     return {1: 1e-6, 2: 1e-8}.get(order, 1e-10)
 
 
