@@ -185,6 +185,57 @@ def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, num
     )
 
 
+def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: torch.Tensor, y: torch.Tensor):
+    """Like :func:`compiled_chunk`, with the step in column form (:mod:`.columns`): ``run(t0s, hs, y,
+    comp)`` splits ``y (B, D)`` into D columns, runs K steps on them and joins each recorded state
+    back into ``(K, B, D)``. ``None`` when the step has no column form (the caller keeps the
+    ``(B, D)`` chunk). The column form is traced once per field and method; it holds no batch size."""
+    from .columns import column_step, same_step
+
+    def build():
+        # Traced on a batch of a size no other axis has (D + 2 rows), so a column is never mistaken for
+        # a length-D vector; checked against the step on the solve's own state as well.
+        d = y.shape[-1]
+        probe = y[torch.arange(d + 2, device=y.device) % y.shape[0]]
+        h = torch.full((), 1e-2, dtype=y.dtype, device=y.device)
+        cstep = column_step(step_fn, t, probe, h)
+        if cstep is None:
+            return None
+        if not same_step(cstep, step_fn, t, y, h):
+            return None
+        return _own_code(_column_run(cstep, compensated))
+
+    run = _cached(f, ("column-chunk", *key, compensated, y.shape[-1]), build)
+    if run is None:
+        return None
+    compiled = _cached(
+        f, ("column-chunk-compiled", *key, compensated, y.shape[-1]), lambda: torch.compile(run)
+    )
+
+    def call(t0s: torch.Tensor, hs: torch.Tensor, y_: torch.Tensor, comp: torch.Tensor):
+        return compiled(t0s, hs, y_.unbind(-1), comp.unbind(-1))
+
+    return call
+
+
+def _column_run(cstep: Callable, compensated: bool) -> Callable:
+    def run(t0s: torch.Tensor, hs: torch.Tensor, cols: tuple, comp: tuple):
+        states = []
+        for k in range(hs.shape[0]):
+            delta = cstep(t0s[k], cols, hs[k])
+            if compensated:
+                ds = [dk + ck for dk, ck in zip(delta, comp)]
+                new = [c + dk for c, dk in zip(cols, ds)]
+                comp = tuple(dk - (nk - c) for dk, nk, c in zip(ds, new, cols))
+                cols = tuple(new)
+            else:
+                cols = tuple(c + dk for c, dk in zip(cols, delta))
+            states.append(torch.stack(cols, -1))
+        return torch.stack(states), torch.stack(comp, -1)
+
+    return run
+
+
 # Largest number of aten operations one compiled fixed-step chunk should hold: compile time grows
 # with the unrolled graph (a 16-step RK4 chunk of a CNF's Hutchinson field, ~210 ops a step, had not
 # finished compiling after ten minutes on 2 cores), while the per-call overhead a longer chunk

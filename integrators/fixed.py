@@ -215,7 +215,7 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
     The whole step sequence (start times and sizes) is laid out first; chunks of K steps run as one
     compiled call, padded at the end with zero steps (which leave ``y`` unchanged).
     """
-    from .compiled import cache_owner, chunk_for, compiled_chunk
+    from .compiled import POINTWISE_CAT_MAX, cache_owner, chunk_for, column_chunk, compiled_chunk
 
     y = problem.y0
     b = y.shape[0]
@@ -237,7 +237,13 @@ def _compiled_shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions
         y.device.type,
         reverse,
     )
-    run = compiled_chunk(lambda t, yy, h: stepper.step(t, yy, h)[0], field, key, opts.compensated, y.numel())
+    step_fn = lambda t, yy, h: stepper.step(t, yy, h)[0]  # noqa: E731
+    run = None
+    if y.numel() > POINTWISE_CAT_MAX and y.dim() == 2:
+        # Past the small batches, the step on separate component columns (see .columns) when it has one.
+        run = column_chunk(step_fn, field, key, opts.compensated, problem.shared[0], y)
+    if run is None:
+        run = compiled_chunk(step_fn, field, key, opts.compensated, y.numel())
     comp = torch.zeros_like(y)
     # The outputs are written straight into ys (B, T, D): one pass over each recorded state, instead of
     # concatenating every chunk, gathering the recorded steps and prepending y0 (three more copies of
