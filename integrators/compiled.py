@@ -11,7 +11,7 @@ Compilation costs seconds to a minute once per (field, method, dtype, device); c
 are cached per field object (weakly, so they go away with it). Batch sizes are treated as dynamic
 after the first recompile, so a new ``B`` does not recompile every time. Inductor keeps what it
 compiled on disk (its FX-graph and AOTAutograd caches, on by default), so a second process pays
-only for tracing: ≈ 8–9 s for the first ``compile=True`` RK4 solve instead of ≈ 40 s
+only for tracing: ≈ 9 s for the first ``compile=True`` RK4 solve instead of ≈ 45–50 s
 (``benchmarks/README.md``, ``compile_cache``).
 
 **Threads.** Inductor's CPU kernels open an OpenMP parallel region per fused loop, with as many
