@@ -61,7 +61,13 @@ def column_step(step: Callable, t: torch.Tensor, y: torch.Tensor, h: torch.Tenso
         LAST_FALLBACK = "the state is not (B, D)"
         return None
     try:
-        traced = make_fx(step)(t, y, h)
+        # Traced on fake tensors: a step that branches on values (``if y.abs().max() > 1``) or reads
+        # them (``.item()``) fails here instead of having one branch baked into the column form.
+        traced = make_fx(step, tracing_mode="fake")(t, y, h)
+    except Exception as why:  # any step that cannot be traced keeps the (B, D) chunk
+        LAST_FALLBACK = f"not traceable: {type(why).__name__}"
+        return None
+    try:
         gm = _rewrite(traced, y.shape[0], y.shape[1])
     except Unsupported as why:
         LAST_FALLBACK = str(why)
@@ -113,6 +119,9 @@ def _rewrite(gm: GraphModule, b: int, d: int) -> GraphModule:
             continue
         if node.op != "call_function":
             raise Unsupported(node.op)
+        schema = getattr(node.target, "_schema", None)
+        if schema is not None and schema.is_mutable:  # an in-place write may alias a (B, D) view
+            raise Unsupported(f"{node.target} writes in place")
         lower.env[node] = lower.lower(node)
     return GraphModule(torch.nn.Module(), lower.g)
 

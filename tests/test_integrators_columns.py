@@ -70,10 +70,34 @@ def _width_one(t, y):
     return y * y.sum(-1, keepdim=True) - torch.linalg.vector_norm(y, dim=-1, keepdim=True) * y
 
 
+def _branches_on_values(t, y):
+    return -y if bool(y.abs().max() > 100) else torch.cat([y[:, 1:], -y[:, :1]], -1)
+
+
+def _writes_in_place(t, y):
+    out = torch.cat([y[:, 1:], -y[:, :1]], -1)
+    out[:, 0] *= 2
+    return out
+
+
 @pytest.mark.parametrize(
     ("field", "splits"),
-    [(_batch_mean, False), (_matrix, False), (_time_column, True), (_width_one, True)],
-    ids=["reduction-over-the-batch", "matrix-product", "time-dependent", "width-one-broadcasts"],
+    [
+        (_batch_mean, False),
+        (_matrix, False),
+        (_branches_on_values, False),
+        (_writes_in_place, False),
+        (_time_column, True),
+        (_width_one, True),
+    ],
+    ids=[
+        "reduction-over-the-batch",
+        "matrix-product",
+        "branch-on-values",
+        "in-place-write",
+        "time-dependent",
+        "width-one-broadcasts",
+    ],
 )
 def test_operations_outside_the_column_form_fall_back_and_inside_it_agree(field, splits):
     step = rk4(field)
