@@ -89,6 +89,7 @@ LAST_FALLBACK: str | None = None
 def same_step(cstep: Callable, step: Callable, t: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> bool:
     """Whether the column step gives the step's values on ``y``: the same operations per element, so
     equal up to the association of sums over the components (a few ulps of the state's size)."""
+    y = y.detach()
     with torch.no_grad():
         want = step(t, y, h)
         got = torch.stack(cstep(t, tuple(y.unbind(-1)), h), -1)

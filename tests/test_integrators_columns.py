@@ -134,8 +134,15 @@ def test_compiled_fixed_step_solves_on_columns_match_the_eager_solve(compensated
     f = S.vector_field(hh)
     y0 = hh.sample(200, seed=2)
     ts = torch.linspace(0, 3, 7, dtype=F64)
-    eager = solve(f, y0, ts, "rk4", dt=0.01, compensated=compensated)
-    got = solve(f, y0, ts, "rk4", dt=0.01, compensated=compensated, compile=True)
-    torch.testing.assert_close(got.ys, eager.ys, atol=1e-12, rtol=0)
+    weights = torch.randn(200, 7, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    out = []
+    for compile_ in (False, True):
+        y = y0.clone().requires_grad_(True)
+        sol = solve(f, y, ts, "rk4", dt=0.01, compensated=compensated, compile=compile_)
+        (sol.ys * weights).sum().backward()  # gradients flow through the column chunk too
+        out.append((sol.ys.detach(), y.grad))
+    (eager, g_eager), (got, g_got) = out
+    torch.testing.assert_close(got, eager, atol=1e-12, rtol=0)
+    torch.testing.assert_close(g_got, g_eager, atol=1e-11, rtol=0)
     built = [k for k, v in compiled._CACHE[f].items() if k[0] == "column-chunk" and v is not None]
     assert built
