@@ -258,7 +258,6 @@ def adjoint_solve(
         raise InvalidArgumentError(
             "adjoint.dt", None, f"a backward step size for the fixed-step method {bspec.name!r}"
         )
-    # (A fixed-step forward solve without dt took one step per output interval; so does the backward.)
     cfg = _Config(
         f=f,
         names=tuple(n for n, _ in named),

@@ -10,16 +10,17 @@ over ``B``: a 16-step compiled RK4 chunk of Hénon–Heiles at B = 1024 takes ab
 How: :func:`column_step` traces ``step(t, y, h)`` to aten operations with ``make_fx`` and rewrites the
 graph, keeping every value whose last axis is the component axis as a list of columns:
 
-* ``select`` / ``slice`` / ``unsqueeze`` / ``stack`` / ``cat`` on the last axis pick, split and join
-  columns (no data moves);
+* ``select`` / ``slice`` / ``cat`` on the last axis, ``stack`` of columns on a new last axis and
+  ``unsqueeze(-1)`` / ``reshape(-1, 1)`` of a column pick, split and join columns (no data moves);
 * element-wise operations (aten's ``pointwise`` tag) apply column by column, broadcasting one-column
   values and scalars;
-* ``sum`` and the 2-norm over the last axis add columns up; ``zeros_like`` / ``ones_like`` make
-  columns.
+* ``sum`` and the 2-norm over the last axis add columns up; ``zeros_like`` / ``ones_like`` /
+  ``clone`` / ``expand`` act per column.
 
-Anything else (a matrix product, a reduction over the batch, …) makes :func:`column_step` return
-``None`` and the caller keeps the ``(B, D)`` step: the transform never changes what is computed, only
-how the components are laid out, and it is checked against the original step on the traced input.
+Anything else (a matrix product, a reduction over the batch, an in-place write, a branch on values, …)
+makes :func:`column_step` return ``None`` and the caller keeps the ``(B, D)`` step: the transform never
+changes what is computed, only how the components are laid out, and it is checked against the
+original step on the traced input.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def column_step(step: Callable, t: torch.Tensor, y: torch.Tensor, h: torch.Tenso
 
     global LAST_FALLBACK
     LAST_FALLBACK = None
-    if y.dim() != 2:
-        LAST_FALLBACK = "the state is not (B, D)"
+    if y.dim() != 2 or y.shape[0] in (1, y.shape[1]):
+        # Columns are told from other values by their length B: it must differ from 1 and from D.
+        LAST_FALLBACK = "the state is not (B, D) with 1 < B != D"
         return None
     try:
         # Traced on fake tensors: a step that branches on values (``if y.abs().max() > 1``) or reads
@@ -201,7 +203,7 @@ class _Lowering:
                 raise Unsupported("select across the batch")
             return x.cols[i]
         if op is aten.slice.Tensor:
-            x, dim, start, end, step = (*args, None, None, 1)[:5] if len(args) < 5 else args
+            x, dim, start, end, step = (*args, None, None, None)[:5]
             if not _last_axis(dim, 2):
                 raise Unsupported("slice across the batch")
             return _Cols(x.cols[slice(start, end, step)])

@@ -203,14 +203,11 @@ def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: to
             return None
         if not same_step(cstep, step_fn, t, y, h):
             return None
-        return _own_code(_column_run(cstep, compensated))
+        return torch.compile(_own_code(_column_run(cstep, compensated)))
 
-    run = _cached(f, ("column-chunk", *key, compensated, y.shape[-1]), build)
-    if run is None:
+    compiled = _cached(f, ("column-chunk", *key, compensated, y.shape[-1]), build)
+    if compiled is None:
         return None
-    compiled = _cached(
-        f, ("column-chunk-compiled", *key, compensated, y.shape[-1]), lambda: torch.compile(run)
-    )
 
     def call(t0s: torch.Tensor, hs: torch.Tensor, y_: torch.Tensor, comp: torch.Tensor):
         return compiled(t0s, hs, y_.unbind(-1), comp.unbind(-1))
