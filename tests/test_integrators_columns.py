@@ -146,3 +146,12 @@ def test_compiled_fixed_step_solves_on_columns_match_the_eager_solve(compensated
     torch.testing.assert_close(g_got, g_eager, atol=1e-11, rtol=0)
     built = [k for k, v in compiled._CACHE[f].items() if k[0] == "column-chunk" and v is not None]
     assert built
+
+
+@pytest.mark.parametrize("b", [1, 2])
+def test_a_batch_that_cannot_be_told_from_the_components_is_refused(b):
+    """With B = 1 or B = D a (B,) column and a length-D or one-element vector look alike."""
+    step = rk4(lambda t, y: torch.cat([y[:, 1:], -y[:, :1]], -1))
+    y = torch.randn(b, 2, dtype=F64)
+    assert column_step(step, torch.tensor(0.0, dtype=F64), y, torch.tensor(0.1, dtype=F64)) is None
+    assert "B != D" in columns.LAST_FALLBACK
