@@ -46,13 +46,16 @@ class PIDController:
         b1 = (self.pcoeff + self.icoeff + self.dcoeff) / k
         b2 = -(self.pcoeff + 2 * self.dcoeff) / k
         b3 = self.dcoeff / k
-        fac = err.pow(-b1)
+        # εᵇ as exp(b·log ε): one log of ε serves both factors, and log and exp each cost a quarter of a
+        # pow with a fractional exponent (eager, CPU); the factor is a heuristic, so the last bits are free.
+        log_err = err.log()
+        expo = log_err * -b1
         if b2 != 0:
-            fac = fac * err1.pow(-b2)
+            expo = expo - b2 * err1.log()
         if b3 != 0:
-            fac = fac * err2.pow(-b3)
-        fac = (self.safety * fac).clamp(self.factor_min, self.factor_max)
-        reject_fac = (self.safety * err.pow(-1.0 / k)).clamp(self.factor_min, 1.0)
+            expo = expo - b3 * err2.log()
+        fac = (self.safety * expo.exp()).clamp(self.factor_min, self.factor_max)
+        reject_fac = (self.safety * (log_err * (-1.0 / k)).exp()).clamp(self.factor_min, 1.0)
         return torch.where(accept, fac, reject_fac)
 
 

@@ -34,7 +34,8 @@ Norm = Callable[[Tensor], Tensor]
 
 def rms_norm(x: Tensor) -> Tensor:
     """Per-sample RMS over the components: ``(B, D) → (B,)``."""
-    return x.pow(2).mean(-1).sqrt()
+    # (x·x).sum / D: the same values as x.pow(2).mean(-1), with kernels eager runs faster on short rows.
+    return ((x * x).sum(-1) / x.shape[-1]).sqrt()
 
 
 def batch_rms_norm(x: Tensor) -> Tensor:

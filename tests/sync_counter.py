@@ -1,10 +1,10 @@
 """Counting host synchronisations without a GPU (shared by the sync-budget tests).
 
 On a GPU, every ``bool(tensor)``, ``tensor.item()``, ``tensor.tolist()``, ``int(tensor)``,
-``float(tensor)`` and ``tensor.cpu()``/``.numpy()`` of a device tensor waits for the device to finish
-its queue. On the CPU the same calls are cheap, but they are the same calls: counting them on the CPU
-tells how many times a loop would stall a GPU. :func:`count_host_syncs` patches those entry points of
-``torch.Tensor`` for the duration of a ``with`` block::
+``float(tensor)``, ``tensor.nonzero()`` and ``tensor.cpu()``/``.numpy()`` of a device tensor waits for
+the device to finish its queue. On the CPU the same calls are cheap, but they are the same calls:
+counting them on the CPU tells how many times a loop would stall a GPU. :func:`count_host_syncs`
+patches those entry points of ``torch.Tensor`` for the duration of a ``with`` block::
 
     with count_host_syncs() as syncs:
         solve(f, y0, ts, "dopri5")
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-_ENTRY_POINTS = ("__bool__", "item", "tolist", "__int__", "__float__", "__index__", "numpy", "cpu")
+# ``nonzero`` has a data-dependent shape: the host waits for the device to know it.
+_ENTRY_POINTS = ("__bool__", "item", "tolist", "__int__", "__float__", "__index__", "numpy", "cpu", "nonzero")
 
 
 @dataclass

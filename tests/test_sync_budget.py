@@ -22,9 +22,10 @@ SETUP = 10  # syncs outside the loop (input validation, the first and the last l
 
 @pytest.fixture(autouse=True)
 def _loop_as_on_an_accelerator(monkeypatch):
-    """On the CPU the adaptive loop also reads "any sample active?" after every attempt (free there);
-    count the loop as it runs on an accelerator."""
+    """On the CPU the adaptive loop also reads "any sample active?" after every attempt and picks the rows
+    that hold outputs (both free there); count the loop as it runs on an accelerator."""
     monkeypatch.setattr(adaptive, "STOP_AT_ONCE_ON_CPU", False)
+    monkeypatch.setattr(adaptive, "COMPACT_OUTPUTS_ON_CPU", False)
 
 
 def _hh(b: int = 16) -> tuple:
@@ -78,13 +79,16 @@ def test_options_of_the_adaptive_loop_keep_the_budget(options):
 
 
 def test_results_do_not_depend_on_how_often_the_loop_looks(monkeypatch):
-    """Attempts made after a sample finished, and samples paused for a wider output window, change no bit."""
+    """Attempts made after a sample finished, samples paused for a wider output window, and interpolating
+    only the rows that hold outputs (the CPU's way) change no bit."""
     f, y0 = _hh(8)
     ts = torch.linspace(0.0, 10.0, 501, dtype=torch.float64)
     runs = []
-    for k, at_once in ((1, False), (3, False), (8, False), (8, True)):
+    ways = ((1, False, False), (3, False, False), (8, False, False), (8, True, True), (3, True, True))
+    for k, at_once, compact in ways:
         monkeypatch.setattr(adaptive, "CHECK_EVERY", k)
         monkeypatch.setattr(adaptive, "STOP_AT_ONCE_ON_CPU", at_once)
+        monkeypatch.setattr(adaptive, "COMPACT_OUTPUTS_ON_CPU", compact)
         sol = solve(f, y0, ts, "dopri5", rtol=1e-8, atol=1e-10)
         runs.append((sol.ys, sol.stats))
     for ys, stats in runs[1:]:
