@@ -482,10 +482,14 @@ def trained_iteration(cnf: CNF, repeat: int = 5, compiled: bool = False) -> list
 
 
 def trained_work_precision(
-    cnf: CNF, rtols: tuple[float, ...] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5), repeat: int = 3
+    cnf: CNF,
+    rtols: tuple[float, ...] = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5),
+    repeat: int = 3,
+    mode: str = "adjoint",
 ) -> list[dict]:
-    """Work–precision of the training iteration on the trained field (dopri5, seminorm adjoint, rtol =
-    atol swept): relative error of ∂L/∂θ against a float64 reference (symflow, backprop, rtol 1e-10)
+    """Work–precision of the training iteration on the trained field (dopri5, rtol = atol swept; the
+    gradient by the seminorm adjoint, or with ``mode="backprop"`` by backpropagation through the solver's
+    steps on both sides): relative error of ∂L/∂θ against a float64 reference (symflow, backprop, rtol 1e-10)
     vs seconds per iteration, for symflow with its default (steps shared by the batch while training)
     and with per-sample steps (``norm="sample"``), and for torchdiffeq. Solvers with different error
     estimators and controllers reach different errors at
@@ -509,21 +513,23 @@ def trained_work_precision(
     peer = TorchdiffeqCNF(field, 2)
     peer.probe = probe
     libraries = ("symflow (default: shared steps)", "symflow, norm='sample'", "torchdiffeq")
+    adjoint = mode == "adjoint"
     rows = []
     for rtol in rtols:
         tol = {"rtol": rtol, "atol": rtol}
         fns = {
-            libraries[0]: _our_iteration(CNF(field, 2, trace="hutchinson", adjoint=True, **tol), x, probe),
+            libraries[0]: _our_iteration(CNF(field, 2, trace="hutchinson", adjoint=adjoint, **tol), x, probe),
             libraries[1]: _our_iteration(
-                CNF(field, 2, trace="hutchinson", adjoint=True, norm="sample", **tol), x, probe
+                CNF(field, 2, trace="hutchinson", adjoint=adjoint, norm="sample", **tol), x, probe
             ),
-            libraries[2]: _peer_iteration(peer, x, "dopri5", tol, adjoint=True),
+            libraries[2]: _peer_iteration(peer, x, "dopri5", tol, adjoint=adjoint),
         }
         res = interleaved(fns, repeat=repeat, warmup=1)
         for name, fn in fns.items():
             rows.append(
                 {
-                    "case": f"work-precision, {name}, rtol=atol={rtol:g}",
+                    "case": f"work-precision ({mode}), {name}, rtol=atol={rtol:g}",
+                    "mode": mode,
                     "library": name,
                     "rtol": rtol,
                     "seconds": res[name]["median"],
@@ -541,7 +547,9 @@ def trained_work_precision(
                 continue
             rows.append(
                 {
-                    "case": f"equal error {r['grad err']:.2g} (torchdiffeq rtol {r['rtol']:g}): {ours}",
+                    "case": (
+                        f"equal error {r['grad err']:.2g} ({mode}, torchdiffeq rtol {r['rtol']:g}): {ours}"
+                    ),
                     "ours": t,
                     "peer": r["seconds"],
                     "ratio": r["seconds"] / t,
@@ -551,7 +559,7 @@ def trained_work_precision(
     return rows
 
 
-def plot_trained_work_precision(rows: list[dict], path: Path) -> None:
+def plot_trained_work_precision(rows: list[dict], path: Path, mode: str = "adjoint") -> None:
     """Log–log gradient error against seconds per iteration, one line per library / step mode."""
     import matplotlib
 
@@ -565,7 +573,8 @@ def plot_trained_work_precision(rows: list[dict], path: Path) -> None:
         ax.loglog([r["seconds"] for r in sel], [r["grad err"] for r in sel], "-o", color=color, label=name)
         for r in sel:
             ax.annotate(f"{r['rtol']:g}", (r["seconds"], r["grad err"]), fontsize=6, alpha=0.7)
-    ax.set_xlabel("seconds per training iteration (forward + adjoint backward, seminorm)")
+    how = "adjoint backward, seminorm" if mode == "adjoint" else "backprop through the steps"
+    ax.set_xlabel(f"seconds per training iteration (forward + {how})")
     ax.set_ylabel("relative error of ∂L/∂θ (vs float64, rtol 1e-10)")
     ax.set_title("CNF trained on two moons, D = 2, B = 256, dopri5, float32, 1 thread", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
@@ -607,10 +616,12 @@ def trained_only(quick: bool = False) -> None:
     rows = trained_iteration(cnf, repeat=1 if quick else 5, compiled=not quick)
     sweep = (1e-3, 1e-5) if quick else (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
     wp = trained_work_precision(cnf, rtols=sweep, repeat=1 if quick else 5)
+    wp_bp = trained_work_precision(cnf, rtols=sweep, repeat=1 if quick else 5, mode="backprop")
     if quick:
         return
     plot_trained_work_precision(wp, RESULTS / "cnf_trained_work_precision.png")
-    rows += wp
+    plot_trained_work_precision(wp_bp, RESULTS / "cnf_trained_work_precision_backprop.png", mode="backprop")
+    rows += wp + wp_bp
     write_result(
         "cnf_trained_iterations",
         {

@@ -400,8 +400,8 @@ def main(quick: bool = False, threads: int | None = None, only: str | None = Non
                     f"process, {torch.get_num_threads()} thread(s), float64. Ratios are peer time / symflow "
                     "time; equal error = symflow's eager time interpolated (log-log) at the peer's max error "
                     "over the batch and outputs, against symflow dopri5 at rtol 1e-13. Times are wall-clock "
-                    "medians of 7 interleaved runs; the '(equal error, cpu)' ratios use the median CPU seconds "
-                    "of the process instead, which the machine's other jobs disturb far less."
+                    "medians of 7 interleaved runs; the '(equal error, cpu)' ratios use the median CPU "
+                    "seconds of the process instead, which the machine's other jobs disturb far less."
                 ),
                 "rows": rows,
             },
