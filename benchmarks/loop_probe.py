@@ -11,7 +11,9 @@ counting them here tells how a loop would behave on a device without one:
 Rows: adaptive ``dopri5`` on 1024 Hénon–Heiles orbits (T = 50, rtol 1e-8, 51 outputs; per
 attempt), and ``gl4`` on the harmonic oscillator (per step). Run
 ``python -m benchmarks.loop_probe [--label before|after]``; results go to
-``benchmarks/results/loop_probe.json`` (rows of both labels are kept).
+``benchmarks/results/loop_probe.json`` (rows of both labels are kept). Each label is counted the way the
+loop runs on an accelerator, and the adaptive rows once more the CPU's way (``"<label> (CPU path)"``:
+a look after every attempt, and only the rows that hold outputs interpolated).
 """
 
 from __future__ import annotations
@@ -111,13 +113,24 @@ def _attempts(sol) -> int:
 
 
 def main() -> None:
+    import symflow.integrators.adaptive as adaptive
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--label", default="current")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    # The accelerator's loop (no per-attempt look, every recorded row interpolated), then the CPU's own
+    # (it also stops the moment no sample is active and interpolates only the rows that hold outputs).
+    cpu_flags = ("STOP_AT_ONCE_ON_CPU", "COMPACT_OUTPUTS_ON_CPU")
+    for flag in cpu_flags:
+        setattr(adaptive, flag, False)
     rows = probe(args.label)
+    for flag in cpu_flags:
+        setattr(adaptive, flag, True)
+    cpu_label = f"{args.label} (CPU path)"
+    rows += [r for r in probe(cpu_label) if "gl4" not in r["case"]]
     old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
-    old = [r for r in old if r["label"] != args.label]
+    old = [r for r in old if r["label"] not in (args.label, cpu_label)]
     write_result(
         "loop_probe",
         {
