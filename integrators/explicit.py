@@ -9,6 +9,7 @@ Python control flow here, so fixed-step solves built on it run under ``vmap``, `
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +22,12 @@ Tensor = torch.Tensor
 #: A shared step (Python float), per-sample steps ``(B,)``, or per-sample steps already broadcast to the
 #: state's shape ``(B, D)`` (see :func:`step_column`).
 Step = float | Tensor
+
+
+@functools.cache
+def _pivot(terms: tuple[tuple[int, float], ...]) -> tuple[int, float]:
+    """The term with the largest weight (a tableau has a handful of rows: found once per row)."""
+    return max(terms, key=lambda jw: abs(jw[1]))
 
 
 def step_column(h: Tensor, like: Tensor) -> Tensor:
@@ -52,7 +59,7 @@ def combine(
         return acc
     # Σⱼ wⱼkⱼ = w* (k* + Σⱼ (wⱼ/w*) kⱼ) with w* the largest |wⱼ| (ratios ≤ 1): the factor w* rides on the
     # final addcmul (``value``) instead of costing its own kernel.
-    j0, w0 = max(terms, key=lambda jw: abs(jw[1]))
+    j0, w0 = _pivot(terms)
     acc = ks[j0]
     for j, w in terms:
         if j != j0:
