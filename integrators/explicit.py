@@ -92,6 +92,7 @@ class ExplicitRK:
         dense = np.asarray(tableau.dense) if tableau.dense is not None else np.zeros((0, 0))
         self._dense_rows = tuple(i for i in range(dense.shape[0]) if np.any(dense[i] != 0))
         self._dense_cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self._nodes_cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}  # the cᵢ as an (s, 1) tensor
 
     def stage_time(self, t: Tensor, i: int, h: Step) -> Tensor:
         """``t + cᵢh``; with ``perturb``, a stage at either end of the step is moved one floating-point
@@ -110,10 +111,10 @@ class ExplicitRK:
         as :meth:`stage_time`, with the products ``cᵢh`` made in one kernel instead of one per stage."""
         if self.perturb or h.dim() != 1 or t.shape != h.shape:
             return [self.stage_time(t, i, h) for i in range(self.stages)]
-        key = ("c", h.dtype, h.device)
-        if key not in self._dense_cache:
-            self._dense_cache[key] = torch.tensor(self.c, dtype=h.dtype, device=h.device).unsqueeze(1)
-        moved = (self._dense_cache[key] * h).add_(t).unbind(0)  # (cᵢh) + t, rounded as in stage_time
+        key = (h.dtype, h.device)
+        if key not in self._nodes_cache:
+            self._nodes_cache[key] = torch.tensor(self.c, dtype=h.dtype, device=h.device).unsqueeze(1)
+        moved = (self._nodes_cache[key] * h).add_(t).unbind(0)  # (cᵢh) + t, rounded as in stage_time
         return [t if c == 0.0 else ti for c, ti in zip(self.c, moved)]
 
     def stage_values(

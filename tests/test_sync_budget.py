@@ -97,6 +97,25 @@ def test_results_do_not_depend_on_how_often_the_loop_looks(monkeypatch):
             assert torch.equal(stats[key], runs[0][1][key]), key
 
 
+@pytest.mark.parametrize("method", list_methods("embedded"))
+def test_interpolating_only_the_rows_with_outputs_changes_no_bit(method, monkeypatch):
+    """The CPU's output writer (only the attempts whose step holds an output are interpolated) against the
+    accelerator's (every row, the rest to scratch columns): per-sample grids, with dense outputs that
+    widen the window, for every pair (interpolation-only stages counted in nfev, Hermite outputs)."""
+    f, y0 = _hh(6)
+    base = torch.linspace(0.0, 1.0, 121, dtype=torch.float64)
+    ts = base * torch.tensor([2.0, 12.0, 9.0, 5.0, 3.0, 7.0], dtype=torch.float64).unsqueeze(1)
+    runs = []
+    for compact in (False, True):
+        monkeypatch.setattr(adaptive, "COMPACT_OUTPUTS_ON_CPU", compact)
+        sol = solve(f, y0, ts, method, rtol=_rtol(method), atol=_rtol(method) * 1e-2)
+        runs.append(sol)
+    assert torch.equal(runs[0].ys, runs[1].ys)
+    assert not torch.isnan(runs[1].ys).any()
+    for key in ("steps", "accepted", "rejected", "nfev"):
+        assert torch.equal(runs[0].stats[key], runs[1].stats[key]), key
+
+
 def test_a_sample_with_dense_outputs_leaves_the_others_bitwise_unchanged():
     """One sample whose steps hold dozens of outputs widens the output window; every sample's result is
     the one it gets alone."""
