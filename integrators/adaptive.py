@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 
 from .callbacks import StepCallbacks
 from .controller import PIDController
@@ -75,9 +76,10 @@ def initial_step(
 
 
 def _constant(x: Tensor) -> Tensor:
-    """``x`` cut from autograd: a ``detach`` only where there is a graph to cut (one kernel less per use
-    when nothing is differentiated)."""
-    return x.detach() if x.requires_grad else x
+    """``x`` cut from autograd: a ``detach`` only where there is something to cut — a graph, or a
+    forward-mode tangent (a dual tensor does not report ``requires_grad``) — one kernel less per use
+    when nothing is differentiated."""
+    return x.detach() if x.requires_grad or forward_ad._current_level >= 0 else x
 
 
 def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: float, tiny: float):

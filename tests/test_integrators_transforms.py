@@ -139,3 +139,27 @@ def test_a_compiled_solve_on_busy_cores_uses_one_thread_and_restores_the_setting
         torch.testing.assert_close(out.ys, eager.ys, atol=1e-12, rtol=0)
     finally:
         torch.set_num_threads(before)
+
+
+# --- forward-mode AD through an adaptive solve ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "vern7"])
+def test_forward_mode_through_an_adaptive_solve_treats_the_steps_as_constants(method):
+    """A dual tensor's tangent (``torch.autograd.forward_ad``) stays out of step-size control, as the graph
+    of reverse mode does: the forward-mode JVP equals the reverse-mode one (double backward) to round-off.
+    Let through, the tangent of the step sizes shifts it by ~1e-6 here."""
+    import torch.autograd.forward_ad as fw
+
+    hh = S.get_system("henon_heiles")
+    f, y0 = S.vector_field(hh), hh.sample(4, seed=0).to(torch.float64)
+    ts = torch.linspace(0.0, 5.0, 6, dtype=torch.float64)
+    v = torch.randn(y0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def run(y):
+        return solve(f, y, ts, method, rtol=1e-6, atol=1e-8).ys
+
+    with fw.dual_level():
+        forward = fw.unpack_dual(run(fw.make_dual(y0, v))).tangent
+    _, reverse = torch.autograd.functional.jvp(run, y0, v)
+    torch.testing.assert_close(forward, reverse, rtol=0, atol=1e-12)
