@@ -9,7 +9,6 @@ Python control flow here, so fixed-step solves built on it run under ``vmap``, `
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,10 +23,10 @@ Tensor = torch.Tensor
 Step = float | Tensor
 
 
-@functools.cache
-def _pivot(terms: tuple[tuple[int, float], ...]) -> tuple[int, float]:
-    """The term with the largest weight (a tableau has a handful of rows: found once per row)."""
-    return max(terms, key=lambda jw: abs(jw[1]))
+def _pivot(terms: tuple[tuple[int, float], ...]) -> tuple[int, float] | None:
+    """The term with the largest weight (``None`` for no terms); :class:`ExplicitRK` finds it once per
+    tableau row (a ``functools.cache`` here would make ``torch.compile`` warn on every trace)."""
+    return max(terms, key=lambda jw: abs(jw[1])) if terms else None
 
 
 def step_column(h: Tensor, like: Tensor) -> Tensor:
@@ -46,9 +45,14 @@ def _terms(weights: Sequence[float]) -> tuple[tuple[int, float], ...]:
 
 
 def combine(
-    base: Tensor | None, h: Step, terms: tuple[tuple[int, float], ...], ks: Sequence[Tensor]
+    base: Tensor | None,
+    h: Step,
+    terms: tuple[tuple[int, float], ...],
+    ks: Sequence[Tensor],
+    pivot: tuple[int, float] | None = None,
 ) -> Tensor:
-    """``base + h Σⱼ wⱼ kⱼ`` (``base=None`` means zero), minimising kernel launches."""
+    """``base + h Σⱼ wⱼ kⱼ`` (``base=None`` means zero), minimising kernel launches; ``pivot`` is
+    ``_pivot(terms)`` when the caller has it already."""
     if not terms:
         return torch.zeros_like(ks[0]) if base is None else base
     if isinstance(h, float):
@@ -59,7 +63,7 @@ def combine(
         return acc
     # Σⱼ wⱼkⱼ = w* (k* + Σⱼ (wⱼ/w*) kⱼ) with w* the largest |wⱼ| (ratios ≤ 1): the factor w* rides on the
     # final addcmul (``value``) instead of costing its own kernel.
-    j0, w0 = _pivot(terms)
+    j0, w0 = pivot if pivot is not None else _pivot(terms)
     acc = ks[j0]
     for j, w in terms:
         if j != j0:
@@ -88,6 +92,10 @@ class ExplicitRK:
         err2 = tableau.error_weights2
         self.e2_terms = _terms(err2) if err2 is not None else None
         self.extra_terms = tuple(_terms(row) for row in tableau.extra)
+        # The largest weight of each row, found once (see combine).
+        self.a_pivots = tuple(_pivot(t) for t in self.a_terms)
+        self.b_pivot = _pivot(self.b_terms)
+        self.e_pivot = _pivot(self.e_terms) if self.e_terms is not None else None
         self.c_extra = tableau.c_extra
         dense = np.asarray(tableau.dense) if tableau.dense is not None else np.zeros((0, 0))
         self._dense_rows = tuple(i for i in range(dense.shape[0]) if np.any(dense[i] != 0))
@@ -136,17 +144,17 @@ class ExplicitRK:
         ks = [f(time(0), y) if k1 is None else k1]
         yi = y
         for i in range(1, self.stages):
-            yi = combine(y, h, self.a_terms[i], ks)
+            yi = combine(y, h, self.a_terms[i], ks, self.a_pivots[i])
             ks.append(f(time(i), yi))
         return (ks, yi) if last_input else ks
 
     def increment(self, h: Step, ks: Sequence[Tensor]) -> Tensor:
         """``h Σ bᵢ kᵢ``."""
-        return combine(None, h, self.b_terms, ks)
+        return combine(None, h, self.b_terms, ks, self.b_pivot)
 
     def error(self, h: Step, ks: Sequence[Tensor]) -> Tensor:
         """``h Σ (bᵢ − b̂ᵢ) kᵢ``, the local error estimate of an embedded pair."""
-        return combine(None, h, self.e_terms, ks)
+        return combine(None, h, self.e_terms, ks, self.e_pivot)
 
     def error_norm(self, h: Step, ks: Sequence[Tensor], scale: Tensor, norm) -> Tensor:
         """The scaled error of a step, ``(B,)``: ``norm(err/scale)``, or for a pair with a second estimate
