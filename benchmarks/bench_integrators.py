@@ -213,9 +213,9 @@ def eager_row(b: int = 1024, t_end: float = 50.0, rtol: float = 1e-8, repeat: in
     curve, curve_cpu = [], []
     for r in sweep:
         sol = solve(f, y0, ts, "dopri5", rtol=r, atol=r * 1e-2)
-        steps = float(sol.stats["steps"].max())
-        curve.append((err(sol.ys), res[f"symflow {r:g}"]["median"], steps))
-        curve_cpu.append((err(sol.ys), res[f"symflow {r:g}"]["cpu"], steps))
+        e, steps = err(sol.ys), float(sol.stats["steps"].max())
+        curve.append((e, res[f"symflow {r:g}"]["median"], steps))
+        curve_cpu.append((e, res[f"symflow {r:g}"]["cpu"], steps))
     tdq_err = err(torchdiffeq.odeint(f, y0, ts, method="dopri5", rtol=rtol, atol=atol).transpose(0, 1))
     tor_err = err(tor.solve(problem).ys)
     ours = res[f"symflow {rtol:g}"]["median"]

@@ -121,14 +121,18 @@ def main() -> None:
     torch.set_num_threads(1)
     # The accelerator's loop (no per-attempt look, every recorded row interpolated), then the CPU's own
     # (it also stops the moment no sample is active and interpolates only the rows that hold outputs).
-    cpu_flags = ("STOP_AT_ONCE_ON_CPU", "COMPACT_OUTPUTS_ON_CPU")
-    for flag in cpu_flags:
-        setattr(adaptive, flag, False)
-    rows = probe(args.label)
-    for flag in cpu_flags:
-        setattr(adaptive, flag, True)
-    cpu_label = f"{args.label} (CPU path)"
-    rows += [r for r in probe(cpu_label) if "gl4" not in r["case"]]
+    cpu_flags = {flag: getattr(adaptive, flag) for flag in ("STOP_AT_ONCE_ON_CPU", "COMPACT_OUTPUTS_ON_CPU")}
+    try:
+        for flag in cpu_flags:
+            setattr(adaptive, flag, False)
+        rows = probe(args.label)
+        for flag in cpu_flags:
+            setattr(adaptive, flag, True)
+        cpu_label = f"{args.label} (CPU path)"
+        rows += [r for r in probe(cpu_label) if "gl4" not in r["case"]]
+    finally:
+        for flag, value in cpu_flags.items():
+            setattr(adaptive, flag, value)
     old = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
     old = [r for r in old if r["label"] not in (args.label, cpu_label)]
     write_result(

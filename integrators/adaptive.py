@@ -28,7 +28,7 @@ import torch.autograd.forward_ad as forward_ad
 from .callbacks import StepCallbacks
 from .controller import PIDController
 from .events import Event, EventTracker
-from .explicit import ExplicitRK, hermite, step_column
+from .explicit import ExplicitRK, hermite, per_sample_column
 from .inputs import Problem
 from .norms import rms_norm
 from .solution import EventRecord, Status
@@ -121,7 +121,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         # Land exactly on the target when the proposed step reaches (or nearly reaches) it.
         lands = t + 1.01 * h >= target
         h_try = torch.where(active, torch.where(lands, target - t, h), 0.0)
-        h_col = step_column(h_try, y)  # h in the state's shape: a dozen faster combinations below
+        h_col = per_sample_column(h_try, y)  # h in the state's shape: a dozen faster combinations below
         ks, y_last = rk.stage_values(f, t, y, h_col, k1=f0, times=rk.stage_times(t, h_try), last_input=True)
         if opts.compensated:  # carry the low-order bits that y + δ drops into the next step
             d = rk.increment(h_col, ks) + comp
@@ -154,7 +154,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         steps = steps + go
         accepted = accepted + accept
 
-        acc_col = accept.unsqueeze(-1).expand_as(y).contiguous()  # written out once for two or three wheres
+        acc_col = per_sample_column(accept, y)  # written out once for two or three wheres
         y_c = torch.where(acc_col, y_new, y)
         if opts.compensated:
             comp = torch.where(acc_col, comp_new, comp)

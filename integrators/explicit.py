@@ -19,7 +19,7 @@ from .tableau import ButcherTableau
 
 Tensor = torch.Tensor
 #: A shared step (Python float), per-sample steps ``(B,)``, or per-sample steps already broadcast to the
-#: state's shape ``(B, D)`` (see :func:`step_column`).
+#: state's shape ``(B, D)`` (see :func:`per_sample_column`).
 Step = float | Tensor
 
 
@@ -29,15 +29,16 @@ def _pivot(terms: tuple[tuple[int, float], ...]) -> tuple[int, float] | None:
     return max(terms, key=lambda jw: abs(jw[1])) if terms else None
 
 
-def step_column(h: Tensor, like: Tensor) -> Tensor:
-    """Per-sample steps ``(B,)`` written out to ``like``'s shape ``(B, D)``, contiguous.
+def per_sample_column(x: Tensor, like: Tensor) -> Tensor:
+    """A per-sample value ``(B,)`` (a step size, a mask) written out to ``like``'s shape ``(B, D)``,
+    contiguous.
 
     Eager element-wise kernels run the contiguous, same-shape case two to three times faster than a
     ``(B, 1)`` operand broadcast along a short last axis (measured at B = 1024, D = 4, float64), so an
     adaptive attempt that uses ``h`` in a dozen combinations writes it out once. The values are the
-    same: ``combine`` gives bitwise the same results with either form.
+    same: ``combine`` gives bitwise the same results with either form of ``h``.
     """
-    return h.unsqueeze(-1).expand_as(like).contiguous()
+    return x.unsqueeze(-1).expand_as(like).contiguous()
 
 
 def _terms(weights: Sequence[float]) -> tuple[tuple[int, float], ...]:
@@ -68,7 +69,7 @@ def combine(
     for j, w in terms:
         if j != j0:
             acc = torch.add(acc, ks[j], alpha=w / w0)
-    hcol = h if h.dim() == acc.dim() else h.unsqueeze(-1)  # (B, D) from step_column, or (B,)
+    hcol = h if h.dim() == acc.dim() else h.unsqueeze(-1)  # (B, D) from per_sample_column, or (B,)
     if base is None:
         return acc * hcol if w0 == 1.0 else torch.mul(acc, hcol).mul_(w0)
     return torch.addcmul(base, hcol, acc, value=w0)
@@ -96,6 +97,7 @@ class ExplicitRK:
         self.a_pivots = tuple(_pivot(t) for t in self.a_terms)
         self.b_pivot = _pivot(self.b_terms)
         self.e_pivot = _pivot(self.e_terms) if self.e_terms is not None else None
+        self.e2_pivot = _pivot(self.e2_terms) if self.e2_terms is not None else None
         self.c_extra = tableau.c_extra
         dense = np.asarray(tableau.dense) if tableau.dense is not None else np.zeros((0, 0))
         self._dense_rows = tuple(i for i in range(dense.shape[0]) if np.any(dense[i] != 0))
@@ -162,7 +164,7 @@ class ExplicitRK:
         e5 = norm(self.error(h, ks) / scale)
         if self.e2_terms is None:
             return e5
-        e3 = norm(combine(None, h, self.e2_terms, ks) / scale)
+        e3 = norm(combine(None, h, self.e2_terms, ks, self.e2_pivot) / scale)
         den = e5 * e5 + 0.01 * e3 * e3
         return torch.where(den > 0, e5 * e5 / den.clamp(min=torch.finfo(den.dtype).tiny).sqrt(), den)
 
