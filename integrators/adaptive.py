@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.autograd.forward_ad as forward_ad
@@ -82,18 +82,72 @@ def _constant(x: Tensor) -> Tensor:
     return x.detach() if x.requires_grad or forward_ad._current_level >= 0 else x
 
 
-def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: float, tiny: float):
+class AttemptConstants(NamedTuple):
+    """The numbers an attempt compares and multiplies with, as 0-d tensors of the state's dtype and
+    device, made once per solve.
+
+    An eager element-wise kernel with a 0-d tensor operand runs ~1 µs faster than with a Python number
+    (which it wraps into a tensor on every call; CPU, B = 1024): an attempt has about thirty of them.
+    They travel as an argument of the attempt function, not in its closure, so a compiled attempt
+    reused by a later solve reads that solve's dtype, device and end times.
+    """
+
+    zero: Tensor
+    one: Tensor
+    inf: Tensor
+    reach: Tensor  # 1.01: a proposed step that reaches this close to the target lands on it
+    err_floor: Tensor  # ε is clipped below at 1e-10 before the controller takes its log
+    rtol: Tensor
+    atol: Tensor
+    time_ulps: Tensor  # 16 ε_mach: a step below 16 ulps of the time it starts from underflows
+    floor_end: Tensor  # (B,) max(16 ulps of |t_end|, dt_min, tiny): the rest of the step-underflow floor
+    max_steps: Tensor  # int64
+    dt_min_code: Tensor  # int8 statuses
+    nonfinite_code: Tensor
+    max_steps_code: Tensor
+
+    @staticmethod
+    def of(opts: AdaptiveOptions, y: Tensor, t_end: Tensor) -> AttemptConstants:
+        dt, dev = y.dtype, y.device
+        info = torch.finfo(dt)
+
+        def real(x) -> Tensor:
+            return torch.as_tensor(x, dtype=dt, device=dev)
+
+        def code(x) -> Tensor:
+            return torch.tensor(int(x), dtype=torch.int8, device=dev)
+
+        ulps = 16 * info.eps  # a power of two: 16ε·max(|t|, |t_end|) = max(16ε|t|, 16ε|t_end|) exactly
+        return AttemptConstants(
+            zero=real(0.0),
+            one=real(1.0),
+            inf=real(float("inf")),
+            reach=real(1.01),
+            err_floor=real(1e-10),
+            rtol=real(opts.rtol),
+            atol=real(opts.atol),
+            time_ulps=real(ulps),
+            floor_end=(t_end.detach().abs() * ulps).clamp(min=max(opts.dt_min, info.tiny)),
+            max_steps=torch.tensor(opts.max_steps, dtype=torch.int64, device=dev),
+            dt_min_code=code(Status.DT_MIN),
+            nonfinite_code=code(Status.NONFINITE),
+            max_steps_code=code(Status.MAX_STEPS),
+        )
+
+
+def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int):
     """One attempted step for every sample, as a pure function of the solver state.
 
-    ``advance(state, ts, idx, t_end, window) -> (state', aux)`` with ``state = (t, y, f0, h, err1,
-    err2, active, status, steps, accepted, rejected, nfev, comp)`` (``comp``: the Kahan
-    compensation; ``rejected`` and ``nfev`` are left as they are: the driver derives them from
-    ``steps`` and ``accepted`` at the end, ``nfev`` holding the evaluations made outside attempts),
-    ``ts`` the (increasing, contiguous) output grid, ``idx`` each sample's next output and ``window``
-    (0-d) how many outputs the driver writes per sample and step. ``aux = (h_try, ks,
-    accept, t_new, y_new, f_new, count, go, wanted)``: ``count`` is the number of outputs inside each
-    accepted step, ``go`` the samples whose attempt counted, ``wanted`` the outputs each accepted step
-    would have held before pausing.
+    ``advance(state, ts, idx, t_end, window, consts) -> (state', aux)`` with ``state = (t, y, f0, h,
+    log_err1, log_err2, active, status, steps, accepted, rejected, nfev, comp)`` (``log_err1/2``: the
+    logs of the last two accepted error norms; ``comp``: the Kahan compensation; ``rejected`` and
+    ``nfev`` are left as they are: the driver derives them from ``steps`` and ``accepted`` at the end,
+    ``nfev`` holding the evaluations made outside attempts), ``ts`` the (increasing, contiguous) output
+    grid, ``idx`` each sample's next output, ``window`` (0-d) how many outputs the driver writes per
+    sample and step and ``consts`` the solve's :class:`AttemptConstants`. ``aux = (h_try, ks, accept,
+    t_new, y_new, f_new, count, go, wanted)``: ``count`` is the number of outputs inside each accepted
+    step, ``go`` the samples whose attempt counted, ``wanted`` the outputs each accepted step would have
+    held before pausing.
 
     A sample whose accepted step would hold more than ``window`` outputs is *paused*: its attempt is
     dropped as if it had not been made (no counter moves, its state and step size stay), and it makes
@@ -102,25 +156,23 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
 
     Everything that is tensor arithmetic lives here (stages, error norm, accept/reject, controller,
     commit, counters, termination) so that ``torch.compile`` can fuse a whole attempt into a few
-    kernels, and nothing here reads a value back to the host.
+    kernels, and nothing here reads a value back to the host. Eager, an attempt is launch-bound (a few
+    µs per kernel, B = 1024 on a CPU), so the bookkeeping is written for few kernels.
     """
     controller = opts.controller
     norm = opts.norm or rms_norm
-    n_fail = Status.DT_MIN
-    n_nonfinite = Status.NONFINITE
-    n_maxed = int(Status.MAX_STEPS)
-    inf = float("inf")
     uses_err2 = controller.dcoeff != 0  # ε_{n−2} enters only through the D term
 
-    def advance(state, ts, idx, t_end, window):
-        t, y, f0, h, err1, err2, active, status, steps, accepted, rejected, nfev, comp = state
+    def advance(state, ts, idx, t_end, window, c: AttemptConstants):
+        t, y, f0, h, log_err1, log_err2, active, status, steps, accepted, rejected, nfev, comp = state
         if opts.hit_obs:
             target = ts.gather(1, idx.clamp(max=ts.shape[1] - 1).unsqueeze(1)).squeeze(1)
         else:
             target = t_end
         # Land exactly on the target when the proposed step reaches (or nearly reaches) it.
-        lands = t + 1.01 * h >= target
-        h_try = torch.where(active, torch.where(lands, target - t, h), 0.0)
+        rest = target - t
+        lands = h * c.reach >= rest
+        h_try = torch.where(active, torch.where(lands, rest, h), c.zero)
         h_col = per_sample_column(h_try, y)  # h in the state's shape: a dozen faster combinations below
         ks, y_last = rk.stage_values(f, t, y, h_col, k1=f0, times=rk.stage_times(t, h_try), last_input=True)
         if opts.compensated:  # carry the low-order bits that y + δ drops into the next step
@@ -132,15 +184,15 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         else:
             y_new = y + rk.increment(h_col, ks)
         f_new = ks[-1] if rk.fsal else f(t + h_try, y_new)
-        scale = opts.atol + opts.rtol * torch.maximum(y.abs(), y_new.abs())
+        scale = torch.addcmul(c.atol, torch.maximum(y.abs(), y_new.abs()), c.rtol)  # atol + rtol·max|y|,|ŷ|
         # Step-size control is not differentiated (accept/reject and the next step are discrete
         # choices): discrete backprop through an adaptive solve treats the steps as constants.
         en = _constant(rk.error_norm(h_col, ks, scale, norm))
         # Finite error, state and slope: x - x is 0 for a finite x and NaN for ±inf or NaN, so the sum is
         # below +inf exactly when all of them are finite (fewer kernels than isfinite(...).all(-1)).
-        finite = (en + _constant(((y_new - y_new) + (f_new - f_new)).sum(-1))) < inf
-        en = torch.where(finite, en, inf)
-        accept = active & (en <= 1.0)
+        finite = (en + _constant(((y_new - y_new) + (f_new - f_new)).sum(-1))) < c.inf
+        en = torch.where(finite, en, c.inf)
+        accept = active & (en <= c.one)
         t_new = torch.where(lands, target, t + h_try)
         # Outputs inside the step: ts[b, j] <= t_new for j >= idx (rows are sorted, the earlier ones were
         # filled by earlier steps, and t_new >= t). More than the window can take pauses the sample.
@@ -161,28 +213,32 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int, eps: floa
         f0_c = torch.where(acc_col, f_new, f0)
         t_c = torch.where(accept, t_new, t)
 
-        en_c = en.clamp(min=1e-10)
-        h_next = h_try * controller.factor(en_c, err1, err2, accept, k_err)
-        # A step cut short to land on a time says little about the next one: keep the old proposal.
-        h_next = torch.where(accept & lands, torch.maximum(h_next, h), h_next)
-        if opts.dt_max < inf:
+        log_en = en.clamp(min=c.err_floor).log()
+        h_next = h_try * controller.factor_from_logs(log_en, log_err1, log_err2, accept, k_err)
+        # A step cut short to land on a time says little about the next one: keep the old proposal
+        # (h · [accepted and landed] is h there and 0 elsewhere, where max(h_next, 0) = h_next).
+        h_next = torch.maximum(h_next, h * (accept & lands))
+        if opts.dt_max < float("inf"):
             h_next = h_next.clamp(max=opts.dt_max)
         h_next = _constant(h_next)
         if uses_err2:
-            err2 = torch.where(accept, err1, err2)
-        err1 = torch.where(accept, en_c, err1)
+            log_err2 = torch.where(accept, log_err1, log_err2)
+        log_err1 = torch.where(accept, log_en, log_err1)
 
+        # Termination. A rejected step below 16 ulps of its time (or dt_min) underflows: dt_min, or
+        # nonfinite when the attempt was not finite; reaching the end is success, whatever the count;
+        # otherwise a sample at max_steps attempts stops there.
         done = accept & (t_c >= t_end)
-        floor = (16 * eps * torch.maximum(t_c.abs(), t_end.abs())).clamp(min=max(opts.dt_min, tiny))
+        floor = torch.maximum(t_c.abs() * c.time_ulps, c.floor_end)
         underflow = go & ~accept & (h_next < floor)
-        fail = torch.where(finite, torch.full_like(status, n_fail), torch.full_like(status, n_nonfinite))
-        status = torch.where(underflow, fail, status)
-        stop = done | underflow
-        maxed = go & ~stop & (steps >= opts.max_steps)
-        status = torch.where(maxed, n_maxed, status)
-        still = active & ~(stop | maxed)
-        h = torch.where(still & go, h_next, h)
-        new_state = (t_c, y_c, f0_c, h, err1, err2, still, status, steps, accepted, rejected, nfev, comp)
+        over = go & (steps >= c.max_steps)
+        status = torch.where(over & ~done, c.max_steps_code, status)
+        status = torch.where(underflow, torch.where(finite, c.dt_min_code, c.nonfinite_code), status)
+        still = active & ~(done | underflow | over)
+        # The step size of a sample whose attempt counted; a stopped sample's is never read again.
+        h = torch.where(go, h_next, h)
+        new_state = (t_c, y_c, f0_c, h, log_err1, log_err2, still, status, steps, accepted, rejected, nfev)
+        new_state = (*new_state, comp)
         aux = (h_try, ks, accept, t_new, y_new, f_new, count, go, wanted)
         return new_state, aux
 
@@ -249,14 +305,16 @@ def integrate_adaptive(
         h = initial_step(f, rk, t, y, f0, opts.rtol, opts.atol, t_end - t, opts.norm or rms_norm)
         nfev = nfev + 1
     h = h.clamp(max=opts.dt_max).detach()
-    ones = torch.ones(b, dtype=dt, device=dev)
     # A sample whose initial state is already non-finite fails at once.
     bad0 = ~torch.isfinite(y).all(-1) | ~torch.isfinite(f0).all(-1)
     status = torch.where(bad0, torch.full_like(status, Status.NONFINITE), status)
     comp = torch.zeros_like(y)
-    state = (t, y, f0, h, ones, ones.clone(), ~bad0, status, zeros, zeros.clone(), zeros.clone(), nfev, comp)
+    log_errs = torch.zeros(b, dtype=dt, device=dev)  # log ε of the last two accepted steps: ε = 1
+    counts = (zeros, zeros.clone(), zeros.clone(), nfev)  # steps, accepted, rejected, nfev
+    state = (t, y, f0, h, log_errs, log_errs.clone(), ~bad0, status, *counts, comp)
     k_err = rk.tableau.error_exponent_order
-    advance = make_advance(f, rk, opts, k_err, torch.finfo(dt).eps, torch.finfo(dt).tiny)
+    advance = make_advance(f, rk, opts, k_err)
+    consts = AttemptConstants.of(opts, y, t_end)
     if compile == "reduce-overhead":
         from .compiled import compiled_advance_graphs
 
@@ -288,7 +346,7 @@ def integrate_adaptive(
                 break
         attempt += 1
         t_old, y_old, f_old = state[0], state[1], state[2]
-        state, aux = advance(state, grid, idx, t_end, window_t)
+        state, aux = advance(state, grid, idx, t_end, window_t, consts)
         h_try, ks, accept, t_new, y_new, f_new, count, go, wanted = aux
         if window < n_obs - 1:
             need_max = torch.maximum(need_max, wanted.max())

@@ -43,20 +43,37 @@ class PIDController:
 
     def factor(self, err: Tensor, err1: Tensor, err2: Tensor, accept: Tensor, k: int) -> Tensor:
         """Step-size factor per sample; ``err`` is already finite and ``≥ tiny`` (see the driver)."""
-        b1 = (self.pcoeff + self.icoeff + self.dcoeff) / k
-        b2 = -(self.pcoeff + 2 * self.dcoeff) / k
-        b3 = self.dcoeff / k
-        # εᵇ as exp(b·log ε): one log of ε serves both factors, and log and exp each cost a quarter of a
-        # pow with a fractional exponent (eager, CPU); the factor is a heuristic, so the last bits are free.
-        log_err = err.log()
+        b2, b3 = self.exponents(k)[1:]
+        fac = self.factor_from_logs(
+            err.log(), err1.log() if b2 != 0 else err, err2.log() if b3 != 0 else err, accept, k
+        )
+        return torch.where(accept, fac, fac.clamp(max=1.0))  # a rejection never grows the step
+
+    def exponents(self, k: int) -> tuple[float, float, float]:
+        """``(β₁, β₂, β₃)`` for an error estimate whose order plus one is ``k``."""
+        p, i, d = self.pcoeff, self.icoeff, self.dcoeff
+        return (p + i + d) / k, -(p + 2 * d) / k, d / k
+
+    def factor_from_logs(
+        self, log_err: Tensor, log_err1: Tensor, log_err2: Tensor, accept: Tensor, k: int
+    ) -> Tensor:
+        """:meth:`factor` from ``log εₙ``, ``log ε_{n−1}``, ``log ε_{n−2}`` (the adaptive loop keeps the
+        logs of past errors, so an attempt takes one log), for samples whose rejection had ``εₙ > 1``.
+
+        ``εᵇ`` is ``exp(b·log ε)``: log and exp each cost a quarter of a ``pow`` with a fractional
+        exponent (eager, CPU), and one exp serves accepted and rejected samples. After a rejection the
+        factor ``safety · εₙ^{−1/k}`` is below ``safety ≤ 1`` because ``εₙ > 1``, so the clip to
+        ``[factor_min, factor_max]`` leaves it below 1 as :meth:`factor`'s cap does (a non-finite error
+        gives ``factor_min``). The factor is a heuristic: its last bits are free.
+        """
+        b1, b2, b3 = self.exponents(k)
         expo = log_err * -b1
         if b2 != 0:
-            expo = expo - b2 * err1.log()
+            expo = torch.add(expo, log_err1, alpha=-b2)
         if b3 != 0:
-            expo = expo - b3 * err2.log()
-        fac = (self.safety * expo.exp()).clamp(self.factor_min, self.factor_max)
-        reject_fac = (self.safety * (log_err * (-1.0 / k)).exp()).clamp(self.factor_min, 1.0)
-        return torch.where(accept, fac, reject_fac)
+            expo = torch.add(expo, log_err2, alpha=-b3)
+        expo = torch.where(accept, expo, log_err * (-1.0 / k))
+        return (expo.exp() * self.safety).clamp(self.factor_min, self.factor_max)
 
 
 INTEGRAL = PIDController(pcoeff=0.0, icoeff=1.0, dcoeff=0.0)

@@ -8,6 +8,7 @@ from torch.func import grad, jacrev, jvp, vmap
 
 import symflow.systems as S
 from symflow.integrators import solve
+from symflow.integrators.solution import Status
 
 HH = S.get_system("henon_heiles")
 TS = torch.linspace(0, 2, 5, dtype=torch.float64)
@@ -87,6 +88,26 @@ def test_compile_option_matches_the_eager_solve(method):
     eager = solve(f, y0, ts, method, **kw)
     compiled = solve(f, y0, ts, method, compile=True, **kw)
     torch.testing.assert_close(compiled.ys, eager.ys, atol=1e-12, rtol=0)
+    assert torch.equal(compiled.stats["steps"], eager.stats["steps"])
+
+
+@pytest.mark.slow
+def test_a_compiled_attempt_reused_by_a_later_solve_reads_that_solves_own_dtype_limits():
+    """The compiled attempt is cached per field and options, not per dtype: the step-underflow floor
+    (16 ulps of the time) must come from the solve in hand. y' = y² blows up at t = 1; in float32 the
+    steps underflow at float32's floor, many steps before float64's would stop them."""
+
+    def blowup(t, y):
+        return y * y
+
+    ts64 = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    y64 = torch.ones(3, 1, dtype=torch.float64)
+    solve(blowup, y64, ts64, "dopri5", rtol=1e-6, atol=1e-8, compile=True, throw=False)  # compiles, float64
+    ts32, y32 = ts64.float(), y64.float()
+    eager = solve(blowup, y32, ts32, "dopri5", rtol=1e-6, atol=1e-8, throw=False)
+    compiled = solve(blowup, y32, ts32, "dopri5", rtol=1e-6, atol=1e-8, compile=True, throw=False)
+    assert eager.status.tolist() == [int(Status.DT_MIN)] * 3
+    assert compiled.status.tolist() == eager.status.tolist()
     assert torch.equal(compiled.stats["steps"], eager.stats["steps"])
 
 
