@@ -184,13 +184,16 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int):
         else:
             y_new = y + rk.increment(h_col, ks)
         f_new = ks[-1] if rk.fsal else f(t + h_try, y_new)
-        scale = torch.addcmul(c.atol, torch.maximum(y.abs(), y_new.abs()), c.rtol)  # atol + rtol·max|y|,|ŷ|
         # Step-size control is not differentiated (accept/reject and the next step are discrete
-        # choices): discrete backprop through an adaptive solve treats the steps as constants.
-        en = _constant(rk.error_norm(h_col, ks, scale, norm))
-        # Finite error, state and slope: x - x is 0 for a finite x and NaN for ±inf or NaN, so the sum is
-        # below +inf exactly when all of them are finite (fewer kernels than isfinite(...).all(-1)).
-        finite = (en + _constant(((y_new - y_new) + (f_new - f_new)).sum(-1))) < c.inf
+        # choices): discrete backprop through an adaptive solve treats the steps as constants. Under
+        # no_grad its dozen kernels record no graph when the solve is differentiated (a forward-mode
+        # tangent is cut by _constant).
+        with torch.no_grad():
+            scale = torch.addcmul(c.atol, torch.maximum(y.abs(), y_new.abs()), c.rtol)  # atol + rtol·max|y|
+            en = _constant(rk.error_norm(h_col, ks, scale, norm))
+            # Finite error, state and slope: x - x is 0 for a finite x and NaN for ±inf or NaN, so the sum
+            # is below +inf exactly when all of them are finite (fewer kernels than isfinite(...).all(-1)).
+            finite = (en + _constant(((y_new - y_new) + (f_new - f_new)).sum(-1))) < c.inf
         en = torch.where(finite, en, c.inf)
         accept = active & (en <= c.one)
         t_new = torch.where(lands, target, t + h_try)
