@@ -162,6 +162,7 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int):
     controller = opts.controller
     norm = opts.norm or rms_norm
     uses_err2 = controller.dcoeff != 0  # ε_{n−2} enters only through the D term
+    slope_in_error = rk.fsal and any(j == rk.stages - 1 for j, _ in rk.e_terms)  # f_new = k_s weighs in ε
 
     def advance(state, ts, idx, t_end, window, c: AttemptConstants):
         t, y, f0, h, log_err1, log_err2, active, status, steps, accepted, rejected, nfev, comp = state
@@ -193,7 +194,9 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int):
             en = _constant(rk.error_norm(h_col, ks, scale, norm))
             # Finite error, state and slope: x - x is 0 for a finite x and NaN for ±inf or NaN, so the sum
             # is below +inf exactly when all of them are finite (fewer kernels than isfinite(...).all(-1)).
-            finite = (en + _constant(((y_new - y_new) + (f_new - f_new)).sum(-1))) < c.inf
+            # Where the slope is the last stage and enters the error estimate, ε already tells.
+            residue = y_new - y_new if slope_in_error else (y_new - y_new) + (f_new - f_new)
+            finite = (en + _constant(residue.sum(-1))) < c.inf
         en = torch.where(finite, en, c.inf)
         accept = active & (en <= c.one)
         t_new = torch.where(lands, target, t + h_try)

@@ -6,12 +6,15 @@ import pytest
 import torch
 
 import symflow.systems as S
+from symflow.integrators.callbacks import StepCallbacks
 from symflow.integrators import (
     CapabilityError,
     IntegrationError,
     InvalidArgumentError,
     Status,
     UnknownNameError,
+    get_method,
+    list_methods,
     solve,
 )
 
@@ -39,6 +42,44 @@ def test_one_nan_sample_does_not_change_the_others(method):
     assert (dirty.status[keep] == Status.SUCCESS).all()
     for key in ("steps", "nfev"):
         assert torch.equal(dirty.stats[key][keep], clean.stats[key][keep])
+
+
+EMBEDDED = [m for m in list_methods() if get_method(m).family == "embedded"]
+
+
+@pytest.mark.parametrize("method", EMBEDDED)
+def test_a_slope_that_turns_nonfinite_mid_solve_fails_that_sample_alone(method):
+    """The attempt's finiteness test: the slope's part (for most pairs carried by the error estimate)."""
+
+    def poisoned(t, y):  # NaN after t = 1.5, which only sample 2 reaches
+        return torch.where((t > 1.5).unsqueeze(-1), float("nan"), F(t, y))
+
+    y0 = HH.sample(4, seed=1)
+    ts = torch.linspace(0, 1, 7, dtype=torch.float64).repeat(4, 1)
+    ts[2] *= 3
+    ends = []  # where the accepted steps end: none past t = 1.5, where the slope is NaN
+    cbs = StepCallbacks(accept=lambda t0, y, dt: ends.append(float((t0 + dt).max())))
+    clean = solve(F, y0, ts, method, rtol=1e-6, atol=1e-8)
+    dirty = solve(poisoned, y0, ts, method, rtol=1e-6, atol=1e-8, throw=False, callbacks=cbs)
+    assert dirty.status.tolist() == [Status.SUCCESS, Status.SUCCESS, Status.NONFINITE, Status.SUCCESS]
+    assert torch.equal(dirty.ys[[0, 1, 3]], clean.ys[[0, 1, 3]])
+    assert max(ends) <= 1.5
+    assert torch.isnan(dirty.ys[2, -1]).all()
+
+
+@pytest.mark.parametrize("method", EMBEDDED)
+def test_a_state_that_overflows_under_finite_slopes_is_nonfinite(method):
+    """y' = 10³⁰⁶ passes float64's largest value near t = 180 while every slope stays finite: only the
+    state's part of the finiteness test can see it (the scaled error is 0 there)."""
+
+    def huge(t, y):
+        return torch.full_like(y, 1e306)
+
+    y0 = torch.zeros(2, 1, dtype=torch.float64)
+    ts = torch.tensor([[0.0, 100.0], [0.0, 400.0]], dtype=torch.float64)
+    sol = solve(huge, y0, ts, method, throw=False)
+    assert sol.status.tolist() == [Status.SUCCESS, Status.NONFINITE]
+    torch.testing.assert_close(sol.ys[0, -1, 0], torch.tensor(1e308, dtype=torch.float64))
 
 
 def test_blow_up_is_reported_as_step_underflow_for_that_sample_only():
