@@ -44,8 +44,10 @@ class PIDController:
     def factor(self, err: Tensor, err1: Tensor, err2: Tensor, accept: Tensor, k: int) -> Tensor:
         """Step-size factor per sample; ``err`` is already finite and ``≥ tiny`` (see the driver)."""
         b2, b3 = self.exponents(k)[1:]
+        log_err = err.log()
+        # (a log whose coefficient is 0 is not taken: log_err stands in for it)
         fac = self.factor_from_logs(
-            err.log(), err1.log() if b2 != 0 else err, err2.log() if b3 != 0 else err, accept, k
+            log_err, err1.log() if b2 != 0 else log_err, err2.log() if b3 != 0 else log_err, accept, k
         )
         return torch.where(accept, fac, fac.clamp(max=1.0))  # a rejection never grows the step
 
@@ -57,14 +59,14 @@ class PIDController:
     def factor_from_logs(
         self, log_err: Tensor, log_err1: Tensor, log_err2: Tensor, accept: Tensor, k: int
     ) -> Tensor:
-        """:meth:`factor` from ``log εₙ``, ``log ε_{n−1}``, ``log ε_{n−2}`` (the adaptive loop keeps the
-        logs of past errors, so an attempt takes one log), for samples whose rejection had ``εₙ > 1``.
+        """:meth:`factor` from ``log εₙ``, ``log ε_{n−1}``, ``log ε_{n−2}``: the adaptive loop keeps the
+        logs of past errors, so an attempt takes one log.
 
         ``εᵇ`` is ``exp(b·log ε)``: log and exp each cost a quarter of a ``pow`` with a fractional
-        exponent (eager, CPU), and one exp serves accepted and rejected samples. After a rejection the
-        factor ``safety · εₙ^{−1/k}`` is below ``safety ≤ 1`` because ``εₙ > 1``, so the clip to
-        ``[factor_min, factor_max]`` leaves it below 1 as :meth:`factor`'s cap does (a non-finite error
-        gives ``factor_min``). The factor is a heuristic: its last bits are free.
+        exponent (eager, CPU), and one exp serves accepted and rejected samples. Unlike :meth:`factor`
+        it does not cap a rejected sample's factor at 1 itself; it does not need to where the error
+        rejected the step: ``εₙ > 1`` makes ``safety · εₙ^{−1/k}`` smaller than ``safety ≤ 1`` (and a
+        non-finite error gives ``factor_min``). The factor is a heuristic: its last bits are free.
         """
         b1, b2, b3 = self.exponents(k)
         expo = log_err * -b1
