@@ -43,7 +43,6 @@ defines ``forward``, so a subclass that redefines ``forward`` alone falls back t
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,12 +74,21 @@ class Divergence:
         return compact_repr(self)
 
 
-@functools.lru_cache(maxsize=256)
+# Per field class. A plain dict, not functools.lru_cache: torch.compile traces through this lookup (it
+# runs at every evaluation of the field) and warns at every trace that it ignores a cache wrapper.
+_FORWARD_MODE: dict[type, bool] = {}
+
+
 def _defines_forward_mode_product(cls: type) -> bool:
-    for klass in cls.__mro__:
-        if "forward" in vars(klass) or "__call__" in vars(klass):
-            return "jacobian_product" in vars(klass)
-    return False
+    known = _FORWARD_MODE.get(cls)
+    if known is None:
+        known = False
+        for klass in cls.__mro__:
+            if "forward" in vars(klass) or "__call__" in vars(klass):
+                known = "jacobian_product" in vars(klass)
+                break
+        _FORWARD_MODE[cls] = known
+    return known
 
 
 def forward_mode_product(field: Field) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None:
