@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import symflow.systems as S
-from symflow.integrators.callbacks import StepCallbacks
 from symflow.integrators import (
     CapabilityError,
     IntegrationError,
@@ -17,6 +16,7 @@ from symflow.integrators import (
     list_methods,
     solve,
 )
+from symflow.integrators.callbacks import StepCallbacks
 
 HH = S.get_system("henon_heiles")
 F = S.vector_field(HH)
@@ -49,7 +49,8 @@ EMBEDDED = [m for m in list_methods() if get_method(m).family == "embedded"]
 
 @pytest.mark.parametrize("method", EMBEDDED)
 def test_a_slope_that_turns_nonfinite_mid_solve_fails_that_sample_alone(method):
-    """The attempt's finiteness test: the slope's part (for most pairs carried by the error estimate)."""
+    """A sample whose field turns NaN mid-solve fails alone: the others are bitwise those of a clean
+    solve, and no step past the poison is accepted."""
 
     def poisoned(t, y):  # NaN after t = 1.5, which only sample 2 reaches
         return torch.where((t > 1.5).unsqueeze(-1), float("nan"), F(t, y))
