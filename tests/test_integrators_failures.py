@@ -176,3 +176,22 @@ def test_splitting_on_a_non_separable_field_names_the_methods_that_apply():
     assert "separable" in str(info.value)
     with pytest.raises(CapabilityError, match="separable"):
         solve(lambda t, y: -y, Y0, TS, "yoshida4", dt=0.1)  # a plain callable carries no split
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_per_component_tolerances_equal_to_a_float_give_the_same_solve_and_a_tighter_one_helps(method):
+    y0 = HH.sample(8, seed=2)
+    ts = torch.linspace(0, 10, 11, dtype=torch.float64)
+    f64 = {"dtype": torch.float64}
+    ref = solve(F, y0, ts, "dop853", rtol=1e-13, atol=1e-15)
+    plain = solve(F, y0, ts, method, rtol=1e-6, atol=1e-8)
+    same = solve(F, y0, ts, method, rtol=torch.full((4,), 1e-6, **f64), atol=torch.full((4,), 1e-8, **f64))
+    assert torch.equal(same.ys, plain.ys) and torch.equal(same.stats["steps"], plain.stats["steps"])
+    # p_y held 10⁴ times tighter: the sample's steps follow its tightest component
+    rtol = torch.tensor([1e-6, 1e-6, 1e-6, 1e-10], **f64)
+    tight = solve(F, y0, ts, method, rtol=rtol, atol=torch.tensor([1e-8, 1e-8, 1e-8, 1e-12], **f64))
+    err_plain = float((plain.ys - ref.ys)[..., 3].abs().max())
+    err_tight = float((tight.ys - ref.ys)[..., 3].abs().max())
+    assert err_tight < err_plain / 100
+    with pytest.raises(InvalidArgumentError, match="rtol"):
+        solve(F, y0, ts, method, rtol=torch.full((3,), 1e-6))
