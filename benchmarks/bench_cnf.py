@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import RESULTS, interleaved, write_result
+from benchmarks.harness import RESULTS, interleaved, load_note, write_result
 from symflow.cnf import (
     CNF,
     AugmentedField,
@@ -587,8 +587,6 @@ def plot_trained_work_precision(rows: list[dict], path: Path, mode: str = "adjoi
 
 def iterations_only(repeat: int = 5) -> None:
     """Only the untrained-field training-iteration rows (D = 2 and 16), to ``results/cnf_iterations.json``."""
-    import os
-
     rows = iteration_time(2, repeat=repeat, compiled=True) + iteration_time(16, repeat=repeat, compiled=True)
     write_result(
         "cnf_iterations",
@@ -599,8 +597,7 @@ def iterations_only(repeat: int = 5) -> None:
                 "torchdiffeq CNF with the same field and estimator (odeint_adjoint with the seminorm, "
                 "or odeint), interleaved in one process; ratio = torchdiffeq / symflow (> 1: symflow "
                 "faster). Both step the batch together (symflow's default norm='auto' in training mode). "
-                "RK4 rows do identical work on both sides. Load average (1 min) at the end: "
-                f"{os.getloadavg()[0]:.1f} on 2 cores (other jobs running)."
+                "RK4 rows do identical work on both sides. " + load_note()
             ),
             "rows": rows,
         },

@@ -21,12 +21,11 @@ atol 1e-9, symflow ``solve(..., adjoint=True)`` against ``torchdiffeq.odeint_adj
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-from benchmarks.harness import RESULTS, interleaved, write_result
+from benchmarks.harness import RESULTS, interleaved, load_note, write_result
 from symflow.integrators import AdjointOptions, solve
 
 F64 = torch.float64
@@ -190,13 +189,12 @@ def main(quick: bool = False) -> None:
         return
     png = RESULTS / "neural_ode_work_precision.png"
     plot_work_precision(wp, png, "neural ODE (SHO, MLP 2-32-2), B = 1000, dopri5 adjoint, 1 thread")
-    load = os.getloadavg()[0]
     common = (
         "SHO, 1000 ICs, 50 times on [0, 2π], MLP 2-32-2 tanh, float64, MSE; one training iteration "
         "(forward + continuous-adjoint backward), symflow solve(adjoint=True) vs torchdiffeq.odeint_adjoint, "
         "dopri5, 1 thread, interleaved in one process; ratio = torchdiffeq / symflow (> 1: symflow "
         "faster). 'grad err' = relative error of ∂L/∂θ against discrete backprop at rtol 1e-12. "
-        f"Load average (1 min) at the end: {load:.1f} on 2 cores (other jobs running)."
+        + load_note()
     )
     write_result(
         "neural_ode", {"description": "The seed example's training iteration: " + common, "rows": rows}

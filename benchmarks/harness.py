@@ -74,6 +74,18 @@ def machine() -> dict[str, object]:
     return info
 
 
+def load_note() -> str:
+    """The 1-minute load average against the core count, for a result's description: other jobs on the
+    machine move absolute times (interleaved ratios much less)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return "Load average unknown on this platform."
+    cores = os.cpu_count() or 1
+    busy = " (other jobs running)" if load > cores else ""
+    return f"Load average (1 min) at the end: {load:.1f} on {cores} cores{busy}."
+
+
 def write_result(name: str, payload: dict[str, object]) -> Path:
     """Write ``results/<name>.json`` (with machine info and a timestamp) and refresh the README table.
 
