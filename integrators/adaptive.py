@@ -243,8 +243,21 @@ def make_advance(f, rk: ExplicitRK, opts: AdaptiveOptions, k_err: int):
         still = active & ~(done | underflow | over)
         # The step size of a sample whose attempt counted; a stopped sample's is never read again.
         h = torch.where(go, h_next, h)
-        new_state = (t_c, y_c, f0_c, h, log_err1, log_err2, still, status, steps, accepted, rejected, nfev)
-        new_state = (*new_state, comp)
+        new_state = (
+            t_c,
+            y_c,
+            f0_c,
+            h,
+            log_err1,
+            log_err2,
+            still,
+            status,
+            steps,
+            accepted,
+            rejected,
+            nfev,
+            comp,
+        )
         aux = (h_try, ks, accept, t_new, y_new, f_new, count, go, wanted)
         return new_state, aux
 

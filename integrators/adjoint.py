@@ -347,7 +347,7 @@ def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
         ks: list[Tensor] = []
         g = [torch.zeros_like(p) for p in params]
         for i in range(rk.stages):
-            zi = z if i == 0 else combine(z, h, rk.a_terms[i], ks)
+            zi = z if i == 0 else combine(z, h, rk.a_terms[i], ks, rk.a_pivots[i])
             ti = -(s + rk.c[i] * h) if rk.c[i] else -s
             y, a = zi[..., :d], zi[..., d:]
             if params and i in theta_w:
@@ -359,8 +359,8 @@ def _fused_adjoint_step(cfg: _Config, rk: ExplicitRK, d: int):
                 (fa,) = pull(a)
             ks.append(torch.cat([-out, fa], -1))
         w = h[0]
-        err = combine(None, h, rk.e_terms, ks) if adaptive else None
-        return combine(z, h, rk.b_terms, ks), tuple(w * gi for gi in g), err
+        err = rk.error(h, ks) if adaptive else None
+        return combine(z, h, rk.b_terms, ks, rk.b_pivot), tuple(w * gi for gi in g), err
 
     return step
 
@@ -635,7 +635,7 @@ class _BackwardDriver:
         k1, o1 = first if first is not None else self._aug_graph(s, z, 0 in want, h)
         ks, zs, ss, outs = [k1], [z], [s], [o1]
         for i in range(1, rk.stages):
-            zi = combine(z, h, rk.a_terms[i], ks)
+            zi = combine(z, h, rk.a_terms[i], ks, rk.a_pivots[i])
             si = s + rk.c[i] * h
             # In lockstep the FSAL stage also takes its θ-product, for when it becomes the next k₁.
             ki, oi = self._aug_graph(si, zi, i in want or (self.fsal and i == last and 0 in want), h)
@@ -797,9 +797,9 @@ class _BackwardDriver:
                     z_new, fused_inc, err = fused
                 elif explicit:
                     ks, zs, ss, outs = self._stages(s, z, h_try, carry)
-                    z_new = combine(z, h_try, self.b_terms, ks)
+                    z_new = combine(z, h_try, self.rk.b_terms, ks, self.rk.b_pivot)
                     if cfg.adaptive:
-                        err = combine(None, h_try, self.rk.e_terms, ks)
+                        err = self.rk.error(h_try, ks)
                 else:
                     ks = None
                     z_new, zs, ss, newton_failed = self._implicit_step(s, z, h_try)

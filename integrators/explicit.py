@@ -53,7 +53,8 @@ def combine(
     pivot: tuple[int, float] | None = None,
 ) -> Tensor:
     """``base + h Σⱼ wⱼ kⱼ`` (``base=None`` means zero), minimising kernel launches; ``pivot`` is
-    ``_pivot(terms)`` when the caller has it already."""
+    ``_pivot(terms)`` when the caller has it already (:class:`ExplicitRK` keeps one per tableau row:
+    the solver loops call this for every stage of every attempt)."""
     if not terms:
         return torch.zeros_like(ks[0]) if base is None else base
     if isinstance(h, float):
@@ -98,6 +99,7 @@ class ExplicitRK:
         self.b_pivot = _pivot(self.b_terms)
         self.e_pivot = _pivot(self.e_terms) if self.e_terms is not None else None
         self.e2_pivot = _pivot(self.e2_terms) if self.e2_terms is not None else None
+        self.extra_pivots = tuple(_pivot(t) for t in self.extra_terms)
         self.c_extra = tableau.c_extra
         dense = np.asarray(tableau.dense) if tableau.dense is not None else np.zeros((0, 0))
         self._dense_rows = tuple(i for i in range(dense.shape[0]) if np.any(dense[i] != 0))
@@ -181,8 +183,8 @@ class ExplicitRK:
         if not self.extra_terms:
             return stacked
         all_ks = list(stacked.unbind(0))
-        for terms, c in zip(self.extra_terms, self.c_extra):
-            yi = combine(y, h, terms, all_ks)
+        for terms, pivot, c in zip(self.extra_terms, self.extra_pivots, self.c_extra):
+            yi = combine(y, h, terms, all_ks, pivot)
             all_ks.append(f(t + c * h, yi))
         return torch.stack(all_ks)
 
