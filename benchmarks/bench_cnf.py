@@ -496,6 +496,8 @@ def trained_work_precision(
     estimators and controllers reach different errors at
     one rtol; the ``equal error`` rows compare them where their accuracy is the same (symflow's time
     interpolated log-log at torchdiffeq's error)."""
+    if mode not in ("adjoint", "backprop"):
+        raise ValueError(f"mode must be 'adjoint' or 'backprop', not {mode!r}")
     import copy
 
     from benchmarks.bench_integrators import _at_error
