@@ -110,6 +110,70 @@ class _Accumulator:
             self.comp = torch.where(keep, self.comp, torch.zeros_like(self.comp))
 
 
+class _Recorder:
+    """The recorded states of a shared-grid solve, gathered into ``ys`` of shape ``(B, T, D)``.
+
+    With an autograd graph (a state that requires grad) or under a ``torch.func`` transform, the
+    states are kept as they are and stacked at the end: the graph stays one ``stack`` node, and
+    in-place writes are not allowed under ``vmap``.
+
+    Otherwise ``ys`` is allocated once and the states pass through a small time-major staging buffer
+    ``(K, B, D)`` (about :attr:`STAGE_BYTES`), copied into ``ys[:, k : k + K]`` when it is full. Kept
+    states are fresh memory that lives to the end of the loop, and their stack copies all of it
+    once more: at B = 16384, D = 4 (float64, RK4 on Hénon–Heiles, 200 outputs) a solve took 52 k
+    page faults kept and stacked, 27 k staged (the output itself has 25.7 k pages), and with 1000
+    outputs the eager solve took 4.4 s kept, 2.8 s staged (medians of nine runs interleaved with
+    torchdiffeq's 3.3 s; ``benchmarks/bench_integrators.py``). Writing each state straight into
+    its column ``ys[:, k]`` (K = 1) measured about the same at B = 16384 and up to 15 % slower at
+    B = 1024–4096; the staged copy writes ``K·D`` contiguous values per row.
+    """
+
+    STAGE_BYTES = 16 * 2**20
+
+    def __init__(self, y0: Tensor, n_out: int) -> None:
+        self.n_out = n_out
+        self.kept: list[Tensor] | None = [y0]
+        self.ys: Tensor | None = None
+        if not (_functorch_active() or (torch.is_grad_enabled() and y0.requires_grad)):
+            self._allocate(y0)
+
+    def _allocate(self, y0: Tensor) -> None:
+        per_state = max(y0.numel() * y0.element_size(), 1)
+        k = max(1, min(self.n_out - 1, self.STAGE_BYTES // per_state))
+        self.ys = y0.new_empty(y0.shape[0], self.n_out, y0.shape[-1])
+        self.ys[:, 0] = y0
+        self.stage = y0.new_empty(k, *y0.shape)
+        self.staged = 0  # states in the staging buffer
+        self.written = 1  # columns of ys filled
+        self.kept = None
+
+    def append(self, y: Tensor) -> None:
+        if self.ys is not None and torch.is_grad_enabled() and y.requires_grad:
+            # The field has trainable parameters: from the first recorded state on, keep the graph.
+            self.kept = [self.ys[:, 0], y]
+            self.ys = None
+            return
+        if self.kept is not None:
+            self.kept.append(y)
+            return
+        self.stage[self.staged].copy_(y)
+        self.staged += 1
+        if self.staged == self.stage.shape[0]:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.staged:
+            lo, n = self.written, self.staged
+            self.ys[:, lo : lo + n].copy_(self.stage[:n].transpose(0, 1))
+            self.written, self.staged = lo + n, 0
+
+    def result(self) -> Tensor:
+        if self.kept is not None:
+            return torch.stack(self.kept, dim=1)
+        self._flush()
+        return self.ys
+
+
 def integrate_fixed(
     problem: Problem, stepper: Stepper, opts: FixedOptions
 ) -> tuple[Tensor, Tensor, dict[str, Tensor], EventRecord | None]:
@@ -288,7 +352,7 @@ def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
     grid = problem.shared.detach().tolist()  # one host sync, before the loop
     acc = _Accumulator(y, opts.compensated)
     failures = _FailureLog(y)
-    outs = [y]
+    outs = _Recorder(y, len(grid))
     iters = None
     events = None
     if opts.events:
@@ -319,7 +383,7 @@ def _shared_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
             y = y_new
             steps += 1
         outs.append(y)
-    ys = torch.stack(outs, dim=1)
+    ys = outs.result()
     record = events.tracker.record(b) if events is not None else None
     return ys, failures.final(y), _stats(b, steps, stepper, iters, y), record
 
