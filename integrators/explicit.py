@@ -72,7 +72,8 @@ def combine(
             acc = torch.add(acc, ks[j], alpha=w / w0)
     hcol = h if h.dim() == acc.dim() else h.unsqueeze(-1)  # (B, D) from per_sample_column, or (B,)
     if base is None:
-        return acc * hcol if w0 == 1.0 else torch.mul(acc, hcol).mul_(w0)
+        # Out of place: an in-place op keeps a compiled fixed-step chunk off its column form (.columns).
+        return acc * hcol if w0 == 1.0 else torch.mul(acc, hcol).mul(w0)
     return torch.addcmul(base, hcol, acc, value=w0)
 
 
