@@ -60,6 +60,17 @@ def interleaved(
     }
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, object]:
     info: dict[str, object] = {
         "torch": torch.__version__,
@@ -68,6 +79,10 @@ def machine() -> dict[str, object]:
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        # Compiled CPU kernels depend on the vector instructions (AVX2 vs AVX-512), and the VMs these
+        # runs land on differ between runs: record what this one has.
+        "cpu_model": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
