@@ -124,8 +124,8 @@ class _Recorder:
     page faults kept and stacked, 27 k staged (the output itself has 25.7 k pages), and with 1000
     outputs the eager solve took 4.4 s kept, 2.8 s staged (medians of nine runs interleaved with
     torchdiffeq's 3.3 s; ``benchmarks/bench_integrators.py``). Writing each state straight into
-    its column ``ys[:, k]`` (K = 1) measured about the same at B = 16384 and up to 15 % slower at
-    B = 1024–4096; the staged copy writes ``K·D`` contiguous values per row.
+    its column ``ys[:, k]`` (K = 1) measured about the same at B = 16384 and 14–19 % slower at
+    B = 1024–4096 (medians of seven); the staged copy writes ``K·D`` contiguous values per row.
     """
 
     STAGE_BYTES = 16 * 2**20
@@ -149,8 +149,9 @@ class _Recorder:
 
     def append(self, y: Tensor) -> None:
         if self.ys is not None and torch.is_grad_enabled() and y.requires_grad:
-            # The field has trainable parameters: from the first recorded state on, keep the graph.
-            self.kept = [self.ys[:, 0], y]
+            # The field has trainable parameters (usually from the first recorded state on; a field
+            # may also start using them later): keep the graph from here, after the states so far.
+            self.kept = [*self.ys[:, : self.written].unbind(1), *self.stage[: self.staged], y]
             self.ys = None
             return
         if self.kept is not None:

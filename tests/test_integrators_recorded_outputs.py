@@ -104,6 +104,33 @@ def test_a_field_with_parameters_keeps_the_graph_from_the_first_output(states_pe
     torch.testing.assert_close(ys[:, :, 0].detach(), y0 * r ** torch.arange(41, dtype=torch.float64))
 
 
+class _LateParameter(torch.nn.Module):
+    """y' = −y, and from t ≥ 1 on y' = −λy: the states start needing a graph halfway through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rate = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+
+    def forward(self, t, y):
+        return -y if float(t) < 1.0 else -self.rate * y
+
+
+def test_states_recorded_before_a_field_starts_using_its_parameters_are_kept(monkeypatch):
+    # The nine states before t = 1 need no graph: eight go through the staging buffer (of four) into
+    # ys, the ninth is still staged when the tenth, which needs one, arrives.
+    y0 = torch.tensor([[1.0], [3.0]], dtype=torch.float64)
+    monkeypatch.setattr(fixed._Recorder, "STAGE_BYTES", 4 * _state_bytes(y0))
+    field = _LateParameter()
+    ts = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
+    ys = solve(field, y0, ts, "rk4").ys
+    with torch.no_grad():
+        reference = solve(field, y0, ts, "rk4").ys
+    assert ys.requires_grad
+    assert torch.equal(ys.detach(), reference)
+    ys[:, -1].sum().backward()
+    assert field.rate.grad is not None and float(field.rate.grad) < 0
+
+
 def test_forward_mode_dual_states_keep_their_tangents(monkeypatch):
     f = S.vector_field(HH)
     y0 = HH.sample(2, seed=5)
