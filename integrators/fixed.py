@@ -91,6 +91,12 @@ def _functorch_active() -> bool:
     return bool(check()) if check is not None else False
 
 
+def _records_graph(y: Tensor) -> bool:
+    """Whether the solve's states must stay as they are for autograd or a ``torch.func`` transform
+    (then outputs are gathered out of place, not written into a preallocated ``ys``)."""
+    return _functorch_active() or (torch.is_grad_enabled() and y.requires_grad)
+
+
 class _Accumulator:
     """``y ← y + δ``, optionally Kahan-compensated."""
 
@@ -134,7 +140,7 @@ class _Recorder:
         self.n_out = n_out
         self.kept: list[Tensor] | None = [y0]
         self.ys: Tensor | None = None
-        if not (_functorch_active() or (torch.is_grad_enabled() and y0.requires_grad)):
+        if not _records_graph(y0):
             self._allocate(y0)
 
     def _allocate(self, y0: Tensor) -> None:
@@ -409,7 +415,7 @@ def _per_sample_grid(problem: Problem, stepper: Stepper, opts: FixedOptions):
     events = None
     if opts.events:
         events = _EventHelper(problem, stepper, opts.events, opts.polish_events, ts[:, 0], y)
-    graph_mode = _functorch_active() or (torch.is_grad_enabled() and y.requires_grad)
+    graph_mode = _records_graph(y)
     ys = None if graph_mode else y.new_full((b, n_obs, y.shape[-1]), float("nan"))
     if ys is not None:
         ys[:, 0] = y
