@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import types
 import weakref
@@ -36,6 +37,8 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+
+_log = logging.getLogger(__name__)
 
 # Below this many state elements (B·D) a compiled solve runs single-threaded on a busy machine: the
 # size below which ATen's element-wise kernels do not split work across threads
@@ -185,11 +188,20 @@ def compiled_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, num
     )
 
 
+def _describe(f: Any, key: tuple) -> str:
+    """``"<field> with <method>"`` for log records: the field's class or function name and the
+    stepper's tableau or splitting scheme (``key`` as built in :func:`.fixed` for the chunk cache)."""
+    name = getattr(f, "__qualname__", None) or type(f).__qualname__
+    method = key[1] or key[2] or key[0]
+    return f"{name} with {method}"
+
+
 def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: torch.Tensor, y: torch.Tensor):
     """Like :func:`compiled_chunk`, with the step in column form (:mod:`.columns`): ``run(t0s, hs, y,
     comp)`` splits ``y (B, D)`` into D columns, runs K steps on them and joins each recorded state
     back into ``(K, B, D)``. ``None`` when the step has no column form (the caller keeps the
     ``(B, D)`` chunk). The column form is traced once per field and method; it holds no batch size."""
+    from . import columns
     from .columns import column_step, same_step
 
     def build():
@@ -199,9 +211,17 @@ def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: to
         probe = y[torch.arange(d + 2, device=y.device) % y.shape[0]]
         h = torch.full((), 1e-2, dtype=y.dtype, device=y.device)
         cstep = column_step(step_fn, t, probe, h)
-        if cstep is None:
-            return None
-        if not same_step(cstep, step_fn, t, y, h):
+        if cstep is None or not same_step(cstep, step_fn, t, y, h):
+            # The values stay right, only slower (Hénon–Heiles, RK4, B = 1024: 100–210 ms instead of
+            # 56 ms, see test_integrators_columns): say why at INFO, once per field and method (the
+            # choice is cached), so a field, or a change of a stepper, that loses the column form shows
+            # in the log instead of only in a benchmark.
+            from . import columns
+
+            why = columns.LAST_FALLBACK if cstep is None else "the column form differs on the solve's state"
+            _log.info(
+                "compile=True: %s keeps the (B, D) step, not the column form: %s", _describe(f, key), why
+            )
             return None
         return torch.compile(_own_code(_column_run(cstep, compensated)))
 

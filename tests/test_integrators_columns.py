@@ -185,3 +185,31 @@ def test_a_batch_that_cannot_be_told_from_the_components_is_refused(b):
     y = torch.randn(b, 2, dtype=F64)
     assert column_step(step, torch.tensor(0.0, dtype=F64), y, torch.tensor(0.1, dtype=F64)) is None
     assert "B != D" in columns.LAST_FALLBACK
+
+
+def test_a_compiled_chunk_that_loses_the_column_form_says_why_once_at_info(caplog):
+    """The fallback keeps the values and costs about 2x, so it must be visible without a profiler:
+    one INFO record per field and method (the choice is cached), none for a field that keeps it."""
+    import symflow.integrators.compiled as compiled
+
+    y = torch.randn(64, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(0.0, dtype=F64)
+    key = ("ExplicitStepper", "rk4", None, 8, F64, "cpu", False)
+    logger = "symflow.integrators.compiled"
+
+    def batch_mean_field(t_, y_):
+        return _batch_mean(t_, y_)
+
+    def rotation(t_, y_):
+        return torch.cat([y_[:, 1:], -y_[:, :1]], -1)
+
+    with caplog.at_level("INFO", logger=logger):
+        for _ in range(2):  # the second call is served from the cache and says nothing more
+            assert compiled.column_chunk(rk4(batch_mean_field), batch_mean_field, key, False, t, y) is None
+        assert compiled.column_chunk(rk4(rotation), rotation, key, False, t, y) is not None
+    records = [r for r in caplog.records if r.name == logger]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    message = records[0].getMessage()
+    assert records[0].levelname == "INFO"
+    assert "batch_mean_field with rk4" in message and "(B, D) step" in message
+    assert message.endswith("aten.mean.dim")  # the operation that stopped the rewrite
