@@ -26,6 +26,9 @@ def test_oscillator_unsupervised_reaches_residual_1e5_and_error_1e2_at_t100_with
     assert s["train_cpu_seconds"] < 180
 
 
+# Two trainings (SympFlow ≈ 510 and the flow-map PINN ≈ 106 CPU seconds in the recorded benchmark) and
+# rollouts to T = 1000: past the suite's 600 s per-test limit, which stopped it before any assertion.
+@pytest.mark.timeout(1800)
 def test_henon_heiles_sympflow_energy_error_stays_bounded_while_the_flow_map_pinn_drifts():
     sympflow = train("henon_heiles")
     pinn = train("henon_heiles_pinn")
