@@ -216,8 +216,6 @@ def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: to
             # 56 ms, see test_integrators_columns): say why at INFO, once per field and method (the
             # choice is cached), so a field, or a change of a stepper, that loses the column form shows
             # in the log instead of only in a benchmark.
-            from . import columns
-
             why = columns.LAST_FALLBACK if cstep is None else "the column form differs on the solve's state"
             _log.info(
                 "compile=True: %s keeps the (B, D) step, not the column form: %s", _describe(f, key), why
