@@ -154,7 +154,7 @@ class _Recorder:
         self.kept = None
 
     def append(self, y: Tensor) -> None:
-        if self.ys is not None and torch.is_grad_enabled() and y.requires_grad:
+        if self.ys is not None and _records_graph(y):
             # The field has trainable parameters (usually from the first recorded state on; a field
             # may also start using them later): keep the graph from here, after the states so far.
             self.kept = [*self.ys[:, : self.written].unbind(1), *self.stage[: self.staged], y]
