@@ -202,7 +202,6 @@ def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: to
     back into ``(K, B, D)``. ``None`` when the step has no column form (the caller keeps the
     ``(B, D)`` chunk). The column form is traced once per field and method; it holds no batch size."""
     from . import columns
-    from .columns import column_step, same_step
 
     def build():
         # Traced on a batch of a size no other axis has (D + 2 rows), so a column is never mistaken for
@@ -210,8 +209,8 @@ def column_chunk(step_fn: Callable, f: Any, key: tuple, compensated: bool, t: to
         d = y.shape[-1]
         probe = y[torch.arange(d + 2, device=y.device) % y.shape[0]]
         h = torch.full((), 1e-2, dtype=y.dtype, device=y.device)
-        cstep = column_step(step_fn, t, probe, h)
-        if cstep is None or not same_step(cstep, step_fn, t, y, h):
+        cstep = columns.column_step(step_fn, t, probe, h)
+        if cstep is None or not columns.same_step(cstep, step_fn, t, y, h):
             # The values stay right, only slower (Hénon–Heiles, RK4, B = 1024: 100–210 ms instead of
             # 56 ms, see test_integrators_columns): say why at INFO, once per field and method (the
             # choice is cached), so a field, or a change of a stepper, that loses the column form shows
